@@ -1,0 +1,69 @@
+"""The run-time context handed to every compiled rule and function.
+
+Rules are pure: anything that is not the payload itself arrives here. The clock and the id factory are
+injected so that tests (and ``mapper convert --deterministic``) produce the same output every run.
+``$name`` paths in a mapping read these fields: ``$request`` is the client's original request (a
+Response echoes its parameters), ``$root`` the whole document being converted, ``$status`` the HTTP
+status of an upstream error, ``$options`` the mapping's options and ``$state`` a stream's state.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .types import Json
+
+# The names a mapping may use after ``$``; checked at compile time.
+CONTEXT_VARIABLES = ("request", "root", "status", "options", "state")
+
+
+class RandomIds:
+    """OpenAI-looking ids: ``resp_`` + 48 hex digits. Random, so safe to hand to clients."""
+
+    __slots__ = ()
+
+    def __call__(self, prefix: str) -> str:
+        return f"{prefix}_{os.urandom(24).hex()}"
+
+
+class SequentialIds:
+    """Deterministic ids for tests and reproducible scripts: ``resp_0001``, ``msg_0002``, ..."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}_{self.count:04d}"
+
+
+def fixed_clock(seconds: float = 1_700_000_000) -> Callable[[], float]:
+    """A clock that always says the same time."""
+    return lambda: seconds
+
+
+@dataclass(slots=True)
+class Context:
+    """Everything a rule may read besides its scope. One per conversion; cheap to build."""
+
+    clock: Callable[[], float] = time.time
+    new_id: Callable[[str], str] = field(default_factory=RandomIds)
+    request: Json = None
+    root: Json = None
+    status: int | None = None
+    options: dict[str, Json] = field(default_factory=dict)
+    state: Json = None
+
+    def now(self) -> int:
+        """Unix time in whole seconds, as the APIs report ``created``/``created_at``."""
+        return int(self.clock())
+
+
+def deterministic_context(**overrides: Json) -> Context:
+    """A context with sequential ids and a fixed clock, for tests and ``--deterministic``."""
+    return Context(clock=fixed_clock(), new_id=SequentialIds(), **overrides)

@@ -1,0 +1,201 @@
+"""One error tree for the whole engine, with stable codes and a location in every error.
+
+    MapperError                    base class; ``code`` and ``str()`` are stable
+    ├── SpecError                  load and compile: a mapping file is wrong (file, line, rule id)
+    │   ├── SchemaError            M101  the file does not match schemas/mapping-1.schema.json
+    │   ├── UnknownFunction        M102  ``fn:`` names no registered function
+    │   ├── OverlayError           M103  ``extends`` cannot be resolved or its version does not match
+    │   ├── ExpressionError        M104  a JMESPath or Jinja2 expression does not compile
+    │   └── ReferenceError_        M105  ``apply``/``lookup`` names no map or table
+    ├── ConversionError            M201  run: a payload cannot be converted (rule id, input path)
+    │   ├── RejectedField          M202  the mapping refuses a field or a value on purpose
+    │   ├── CoercionError          M203  a value has the wrong type (``as:``) or is missing (``required``)
+    │   └── NoCase                 M204  a ``switch`` found no case and has no ``otherwise``
+    ├── StreamError                M301  run: a stream cannot be converted (chunk number)
+    └── UpstreamError              M401  the upstream failed or answered with an error
+
+Spec errors are found before any payload is seen, so they carry file and line. Run errors carry the
+id of the rule that failed and the JSON path of the input it was reading; the path is built while
+the exception unwinds (each ``each`` adds its index), so the happy path pays nothing for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MapperError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    code = "M000"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}"
+
+
+# -- load and compile -------------------------------------------------------------------------
+
+
+class SpecError(MapperError):
+    """A mapping file is wrong. Carries the file, the line and the rule id where known."""
+
+    code = "M100"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        rule: str | None = None,
+        expression: str | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.rule = rule
+        self.expression = expression
+        self.column = column
+
+    @property
+    def location(self) -> str:
+        where = self.file or "<mapping>"
+        if self.line is not None:
+            where += f":{self.line}"
+        return where
+
+    def __str__(self) -> str:
+        rule = f" [{self.rule}]" if self.rule else ""
+        text = f"{self.location}: {self.code} {self.message}{rule}"
+        if self.expression is not None and self.column is not None:
+            # show the failing expression with a caret under the bad token, like jmespath does
+            text += f"\n    {self.expression}\n    {' ' * self.column}^"
+        return text
+
+
+class SchemaError(SpecError):
+    code = "M101"
+
+
+class UnknownFunction(SpecError):
+    code = "M102"
+
+
+class OverlayError(SpecError):
+    code = "M103"
+
+
+class ExpressionError(SpecError):
+    code = "M104"
+
+
+class ReferenceError_(SpecError):  # trailing underscore: the builtin ReferenceError is unrelated
+    code = "M105"
+
+
+class SpecErrors(SpecError):
+    """Several spec errors found in one pass; ``errors`` holds them in file order."""
+
+    code = "M100"
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        super().__init__(f"{len(errors)} error(s) in mapping")
+        self.errors = errors
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+class ConversionError(MapperError):
+    """A payload cannot be converted. ``path`` is the JSON path of the input, ``rule`` the rule id."""
+
+    code = "M201"
+
+    def __init__(self, message: str, *, path: list[str | int] | None = None, rule: str | None = None,
+                 param: str | None = None) -> None:
+        super().__init__(message)
+        self.path: list[str | int] = path if path is not None else []
+        self.rule = rule
+        self._param = param
+
+    def at(self, *segments: str | int) -> "ConversionError":
+        """Prefix the input path while the error unwinds through an enclosing op."""
+        self.path[:0] = segments
+        return self
+
+    @property
+    def json_path(self) -> str:
+        return format_path(self.path)
+
+    @property
+    def param(self) -> str | None:
+        """The request parameter to name in an OpenAI error body."""
+        return self._param if self._param is not None else (self.json_path or None)
+
+    def __str__(self) -> str:
+        where = self.json_path or "<root>"
+        rule = f" [{self.rule}]" if self.rule else ""
+        return f"{where}: {self.code} {self.message}{rule}"
+
+
+class RejectedField(ConversionError):
+    code = "M202"
+
+
+class CoercionError(ConversionError):
+    code = "M203"
+
+
+class NoCase(ConversionError):
+    code = "M204"
+
+
+class StreamError(MapperError):
+    """A stream cannot be converted: a chunk that is not JSON, or one the lifecycle cannot accept."""
+
+    code = "M301"
+
+    def __init__(self, message: str, *, chunk: int | None = None, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.chunk = chunk
+        self.rule = rule
+
+    def __str__(self) -> str:
+        where = f"chunk {self.chunk}: " if self.chunk is not None else ""
+        rule = f" [{self.rule}]" if self.rule else ""
+        return f"{where}{self.code} {self.message}{rule}"
+
+
+class UpstreamError(MapperError):
+    """The upstream failed: unreachable, timed out, or answered with an error body."""
+
+    code = "M401"
+
+    def __init__(self, message: str, *, status: int = 502, body: Any = None,
+                 headers: dict[str, str] | None = None, error_type: str = "upstream_error") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+        self.error_type = error_type
+
+
+def format_path(path: list[str | int]) -> str:
+    """``['input', 3, 'content', 0]`` -> ``input[3].content[0]``."""
+    text = ""
+    for segment in path:
+        if isinstance(segment, int):
+            text += f"[{segment}]"
+        elif text:
+            text += f".{segment}"
+        else:
+            text = segment
+    return text

@@ -1,0 +1,134 @@
+"""The compiled ``Mapping``: immutable, shared by every request, and the run-stage entry points.
+
+``Mapping.convert_request`` / ``convert_response`` / ``convert_error`` are pure functions over
+dicts: the only state they touch is the per-call ``Context`` (clock, ids, the original request).
+``Mapping.stream()`` hands out a fresh per-stream state machine (see ``engine.stream``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable, Mapping as ReadOnly
+
+from .context import Context
+from .errors import ConversionError, RejectedField
+from .ops import truthy
+from .types import Json, JsonObject, Rule
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A ``reject:`` entry: refuse ``field`` when present (and when ``when`` holds)."""
+
+    field: str
+    when: Rule | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One compiled section (request, response or error): its field rules and dispositions."""
+
+    build: Rule
+    rejects: tuple[Reject, ...] = ()
+    known: frozenset[str] = frozenset()
+    passthrough: tuple[str, ...] = ()
+    drops: tuple[str, ...] = ()
+    reads: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """One direction of one protocol pair, compiled once. Safe to share across threads and tasks."""
+
+    id: str
+    version: str
+    description: str
+    from_api: str
+    to_api: str
+    sources: tuple[str, ...]
+    options: ReadOnly[str, Json]
+    spec: Any
+    request: Document | None
+    response: Document | None
+    error: Document | None
+    stream_spec: Any = None
+    new_context: Callable[..., Context] = Context
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def convert_request(self, body: Json, ctx: Context | None = None) -> JsonObject:
+        """Convert a client request into the upstream's request. Raises ``ConversionError``."""
+        document = self._section(self.request, "request")
+        if body.__class__ is not dict:
+            raise ConversionError("the request body must be a JSON object")
+        ctx = self._context(ctx, root=body)
+        if self.options.get("unknown_fields", "reject") == "reject":
+            for key in body:
+                if key not in document.known:
+                    raise RejectedField(f"unknown parameter '{key}'", path=[key], rule="request")
+        for reject in document.rejects:
+            if body.get(reject.field) is not None and (
+                    reject.when is None or truthy(reject.when(body, ctx))):
+                raise RejectedField(reject.message, path=[reject.field],
+                                    rule=f"request.reject.{reject.field}")
+        converted = document.build(body, ctx)
+        for field in document.passthrough:
+            if field in body:
+                converted[field] = body[field]
+        return converted
+
+    def dropped_fields(self, body: JsonObject) -> list[str]:
+        """The fields of ``body`` this mapping drops on purpose (for a warning header or log)."""
+        document = self.request
+        if document is None or body.__class__ is not dict:
+            return []
+        return [field for field in document.drops if body.get(field) is not None]
+
+    # -- responses and errors -------------------------------------------------------------------
+
+    def convert_response(self, body: Json, *, request: Json = None,
+                         ctx: Context | None = None) -> JsonObject:
+        """Convert an upstream response body; ``request`` is the client's original request."""
+        document = self._section(self.response, "response")
+        if body.__class__ is not dict:
+            raise ConversionError("the response body must be a JSON object")
+        ctx = self._context(ctx, root=body, request=request)
+        return document.build(body, ctx)
+
+    def convert_error(self, body: Json, *, status: int, ctx: Context | None = None) -> JsonObject:
+        """Convert an upstream error body (any shape, even plain text) and its HTTP status."""
+        document = self._section(self.error, "error")
+        if body.__class__ is not dict:
+            body = {"text": body if isinstance(body, str) else str(body)}
+        ctx = self._context(ctx, root=body, status=status)
+        return document.build(body, ctx)
+
+    # -- streams --------------------------------------------------------------------------------
+
+    def stream(self, *, request: Json = None, ctx: Context | None = None) -> Any:
+        """A fresh stream translator for one upstream stream (see ``engine.stream``)."""
+        from .stream import StreamMachine  # the stream runtime is only loaded when used
+        if self.stream_spec is None:
+            raise ConversionError(f"mapping '{self.id}' declares no stream translation")
+        return StreamMachine(self.stream_spec, self._context(ctx, request=request))
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _section(self, document: Document | None, name: str) -> Document:
+        if document is None:
+            raise ConversionError(f"mapping '{self.id}' declares no {name} section")
+        return document
+
+    def _context(self, ctx: Context | None, **fields: Any) -> Context:
+        if ctx is None:
+            ctx = self.new_context()
+        ctx.options = self.options  # type: ignore[assignment]
+        for name, value in fields.items():
+            setattr(ctx, name, value)
+        return ctx
+
+
+def read_only(options: dict[str, Json]) -> ReadOnly[str, Json]:
+    return MappingProxyType(dict(options))
