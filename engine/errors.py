@@ -12,6 +12,7 @@
     │   ├── CoercionError          M203  a value has the wrong type (``as:``) or is missing (``required``)
     │   └── NoCase                 M204  a ``switch`` found no case and has no ``otherwise``
     ├── StreamError                M301  run: a stream cannot be converted (chunk number)
+    │   └── SSEDecodeError         M302  the upstream's bytes are not an event stream (engine.sse)
     └── UpstreamError              M401  the upstream failed or answered with an error
 
 Spec errors are found before any payload is seen, so they carry file and line. Run errors carry the
