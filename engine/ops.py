@@ -24,6 +24,7 @@ hand-written lookup; everything else is a small closure with no per-call dispatc
 from __future__ import annotations
 
 import copy
+import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -294,7 +295,8 @@ class RuleCompiler:
 
     def _modifier_apply(self, name: Any, spec: dict, where: Where) -> Callable[..., Json]:
         if name not in self.map_cells:
-            raise where.error(ReferenceError_, f"apply names no map '{name}' (see maps:)")
+            raise where.error(ReferenceError_, f"apply names no map '{name}'"
+                                               f"{_suggest(name, self.map_cells)} (see maps:)")
         cell = self.map_cells[name]
         rule_id = f"maps.{name}"
 
@@ -311,8 +313,8 @@ class RuleCompiler:
     def _modifier_fn(self, name: Any, spec: dict, where: Where) -> Callable[..., Json]:
         function = self.functions.get(name)
         if function is None:
-            known = ", ".join(sorted(self.functions))
-            raise where.error(UnknownFunction, f"unknown function '{name}' (registered: {known})")
+            raise where.error(UnknownFunction, f"unknown function '{name}'"
+                                               f"{_suggest(name, self.functions)}; see mapper functions")
         args_spec = spec.get("args") or {}
         unknown = set(args_spec) - set(function.parameters)
         if unknown:
@@ -333,7 +335,8 @@ class RuleCompiler:
         table_name, _, column = str(reference).partition(".")
         table = self.tables.get(table_name)
         if table is None:
-            raise where.error(ReferenceError_, f"lookup names no table '{table_name}' (see tables:)")
+            raise where.error(ReferenceError_, f"lookup names no table '{table_name}'"
+                                               f"{_suggest(table_name, self.tables)} (see tables:)")
         if not column:
             return lambda value, scope, ctx: _fresh(table.row(value))
         if column not in table.columns:
@@ -411,6 +414,12 @@ def _assemble(source: Rule, modifiers: list[Callable[..., Json]], spec: dict[str
         return value
 
     return rule
+
+
+def _suggest(name: Any, known: Iterable[str]) -> str:
+    """`` (did you mean x?)`` for a near miss, else nothing."""
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _literal(value: Json) -> Rule:

@@ -1,0 +1,229 @@
+"""The ``mapper`` command line: a thin shell around the engine.
+
+Commands are verbs. Everything the proxy can convert, ``mapper convert`` can convert too, from a file
+or stdin to stdout, so it composes with ``jq`` in scripts. A ``MapperError`` becomes one line on
+stderr and exit status 1; a usage error exits 2 (click's convention).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+import click
+import orjson
+import yaml
+
+from .engine import Mapping, MapperError, deterministic_context, load_mapping
+from .engine.compile import compile_mapping
+from .engine.context import Context
+from .engine.functions import describe
+from .engine.load import builtin_names, load
+from .engine.lint import lint as lint_mapping
+from .engine.ops import plain
+
+KINDS = ("request", "response", "error", "stream")
+
+
+class MappingParam(click.ParamType):
+    """A mapping given by built-in name or file path, loaded and compiled while parsing options."""
+
+    name = "MAPPING"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not isinstance(value, str) or not value:
+            self.fail("give a built-in mapping name or a path to a mapping file", param, ctx)
+        return value
+
+
+def _compile(reference: str, overlays: tuple[str, ...], options: dict[str, Any]) -> Mapping:
+    try:
+        return load_mapping(reference, overlays=overlays, options=options or None)
+    except MapperError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--option incomplete_as_completed=true``: values are read as YAML scalars."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--option")
+        options[name.strip()] = yaml.safe_load(value)
+    return options
+
+
+mapping_option = click.option("--mapping", "-m", "mapping_ref", required=True, type=MappingParam(),
+                              help="Built-in mapping name (openai-chat) or path to a mapping file.")
+overlay_option = click.option("--overlay", "overlays", multiple=True, metavar="NAME|FILE",
+                              help="Overlay applied on top of the mapping; repeat to compose.")
+option_option = click.option("--option", "option_pairs", multiple=True, metavar="NAME=VALUE",
+                             help="Set a mapping option, e.g. incomplete_as_completed=true.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mapper")
+def main() -> None:
+    """mapper: a declarative bridge between the OpenAI Responses and Chat Completions APIs."""
+
+
+# -- convert ----------------------------------------------------------------------------------
+
+
+@main.command()
+@mapping_option
+@overlay_option
+@option_option
+@click.option("--kind", "-k", type=click.Choice(KINDS), required=True, help="What INPUT holds.")
+@click.option("--request", "request_file", type=click.File("rb"),
+              help="The client's original request (JSON), echoed into responses and streams.")
+@click.option("--status", type=int, default=400, show_default=True,
+              help="HTTP status of the upstream error (--kind error).")
+@click.option("--jsonl", is_flag=True, help="One JSON document per input and output line.")
+@click.option("--compact", is_flag=True, help="Write compact JSON instead of indented.")
+@click.option("--deterministic", is_flag=True,
+              help="Sequential ids and a fixed clock, for reproducible output.")
+@click.argument("input_file", metavar="[INPUT|-]", type=click.File("rb"), default="-")
+def convert(mapping_ref: str, overlays: tuple[str, ...], option_pairs: tuple[str, ...], kind: str,
+            request_file: Any, status: int, jsonl: bool, compact: bool, deterministic: bool,
+            input_file: Any) -> None:
+    """Convert a request, response, error or stream read from INPUT (default stdin) to stdout."""
+    mapping = _compile(mapping_ref, overlays, _parse_options(option_pairs))
+    request = _read_json(request_file.read(), _name(request_file)) if request_file else None
+    make_context = deterministic_context if deterministic else Context
+    out = click.get_text_stream("stdout")
+    if kind == "stream":
+        _convert_stream(mapping, input_file, request, make_context(), out)
+        return
+    if jsonl:
+        for number, line in enumerate(input_file, start=1):
+            if not line.strip():
+                continue
+            document = _read_json(line, f"{_name(input_file)}:{number}")
+            converted = _convert_one(mapping, kind, document, request, status, make_context(),
+                                     where=f"line {number}: ")
+            out.write(orjson.dumps(converted).decode() + "\n")
+        return
+    document = _read_json(input_file.read(), _name(input_file))
+    converted = _convert_one(mapping, kind, document, request, status, make_context())
+    option = 0 if compact else orjson.OPT_INDENT_2
+    out.write(orjson.dumps(converted, option=option).decode() + "\n")
+
+
+def _convert_one(mapping: Mapping, kind: str, document: Any, request: Any, status: int,
+                 ctx: Context, where: str = "") -> Any:
+    try:
+        if kind == "request":
+            return mapping.convert_request(document, ctx=ctx)
+        if kind == "response":
+            return mapping.convert_response(document, request=request, ctx=ctx)
+        return mapping.convert_error(document, status=status, ctx=ctx)
+    except MapperError as error:
+        raise click.ClickException(f"{where}{error}") from None
+
+
+def _convert_stream(mapping: Mapping, input_file: Any, request: Any, ctx: Context,
+                    out: TextIO) -> None:
+    from .engine.streaming import translate_stream  # only the stream command needs it
+    binary = out.buffer if hasattr(out, "buffer") else None
+    try:
+        for piece in translate_stream(mapping, _chunks(input_file), request=request, ctx=ctx):
+            if binary is not None:
+                binary.write(piece)
+                binary.flush()
+            else:
+                out.write(piece.decode())
+    except MapperError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _chunks(stream: Any, size: int = 65536) -> Iterator[bytes]:
+    while True:
+        block = stream.read1(size) if hasattr(stream, "read1") else stream.read(size)
+        if not block:
+            return
+        yield block
+
+
+def _name(stream: Any) -> str:
+    return getattr(stream, "name", None) or "<stdin>"
+
+
+def _read_json(raw: bytes | str, name: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise click.ClickException(f"{name}: invalid JSON: {error}") from None
+
+
+# -- lint, resolve, functions -----------------------------------------------------------------
+
+
+@main.command()
+@click.argument("files", nargs=-1, metavar="[FILES]")
+def lint(files: tuple[str, ...]) -> None:
+    """Compile mappings and check they account for every field (default: all built-ins)."""
+    references = list(files) or builtin_names()
+    failed = False
+    for reference in _expand(references):
+        report = lint_mapping(reference)
+        if report.ok and report.mapping is not None:
+            coverage = ", ".join(f"{section} {done}/{total}"
+                                 for section, (done, total) in report.covered.items())
+            click.echo(f"ok   {reference} ({report.mapping.id} {report.mapping.version}; "
+                       f"fields covered: {coverage})")
+        else:
+            failed = True
+            click.echo(f"FAIL {reference}")
+            for problem in report.problems:
+                click.echo(f"  {problem}")
+    if failed:
+        sys.exit(1)
+
+
+def _expand(references: list[str]) -> list[str]:
+    """A directory lints every *.yaml under it."""
+    expanded: list[str] = []
+    for reference in references:
+        path = Path(reference)
+        if path.is_dir():
+            expanded.extend(str(p) for p in sorted(path.rglob("*.yaml")))
+        else:
+            expanded.append(reference)
+    return expanded
+
+
+@main.command()
+@click.argument("mapping_ref", metavar="FILE|NAME", type=MappingParam())
+@overlay_option
+@option_option
+def resolve(mapping_ref: str, overlays: tuple[str, ...], option_pairs: tuple[str, ...]) -> None:
+    """Print the merged mapping: the base with every overlay and option applied."""
+    try:
+        loaded = load(mapping_ref, overlays=overlays, options=_parse_options(option_pairs) or None)
+        compile_mapping(loaded)  # resolve only what would also compile
+    except MapperError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"# resolved from: {' + '.join(loaded.sources)}")
+    click.echo(yaml.safe_dump(plain(loaded.spec), sort_keys=False, allow_unicode=True, width=100),
+               nl=False)
+
+
+@main.command()
+def functions() -> None:
+    """List the registered functions that mappings may call with fn:."""
+    entries = describe()
+    width = max(len(entry["name"]) for entry in entries)
+    topic = None
+    for entry in entries:
+        if entry["topic"] != topic:
+            topic = entry["topic"]
+            click.echo(f"{topic}:")
+        args = f" ({', '.join(entry['args'])})" if entry["args"] else ""
+        click.echo(f"  {entry['name']:<{width}}  {entry['summary']}{args}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""cli.py: the relied-on contracts of `mapper convert`, `lint`, `resolve` and `functions`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mapper.cli import main
+from support.schemas import assert_valid
+
+REQUEST = {"model": "m", "input": [{"role": "user", "content": "hi"}],
+           "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}]}
+CHAT_RESPONSE = {"id": "c", "object": "chat.completion", "created": 5, "model": "m",
+                 "choices": [{"index": 0, "finish_reason": "stop",
+                              "message": {"role": "assistant", "content": "hello"}}]}
+
+
+def invoke(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess | object:
+    return CliRunner().invoke(main, list(args), input=stdin)
+
+
+def test_convert_request_from_stdin() -> None:
+    result = invoke("convert", "--mapping", "openai-chat", "--kind", "request",
+                    stdin=json.dumps(REQUEST))
+    assert result.exit_code == 0, result.output
+    converted = json.loads(result.output)
+    assert_valid("chat.request", converted)
+    assert converted["tools"][0]["function"]["name"] == "f"
+
+
+def test_convert_response_echoes_the_request(tmp_path: Path) -> None:
+    (tmp_path / "req.json").write_text(json.dumps(REQUEST))
+    (tmp_path / "resp.json").write_text(json.dumps(CHAT_RESPONSE))
+    result = invoke("convert", "-m", "openai-chat.yaml", "-k", "response", "--request",
+                    str(tmp_path / "req.json"), "--deterministic", str(tmp_path / "resp.json"))
+    assert result.exit_code == 0, result.output
+    response = json.loads(result.output)
+    assert_valid("responses.response", response)
+    assert response["id"] == "resp_0001" and response["created_at"] == 5
+    assert response["tools"][0]["name"] == "f"
+    assert response["output"][0]["content"][0]["text"] == "hello"
+
+
+def test_convert_error_with_status() -> None:
+    result = invoke("convert", "-m", "openai-chat", "-k", "error", "--status", "429",
+                    "--compact", stdin='{"detail": "slow down"}')
+    assert result.exit_code == 0
+    assert json.loads(result.output) == {"error": {"message": "slow down", "type": "rate_limit_error",
+                                                   "param": None, "code": None}}
+    assert result.output.count("\n") == 1  # --compact: one line
+
+
+def test_convert_jsonl_converts_each_line() -> None:
+    lines = "\n".join(json.dumps({"model": "m", "input": text}) for text in ("a", "b", "c"))
+    result = invoke("convert", "-m", "openai-chat", "-k", "request", "--jsonl", stdin=lines + "\n")
+    assert result.exit_code == 0
+    outputs = [json.loads(line) for line in result.output.splitlines()]
+    assert [o["messages"][0]["content"] for o in outputs] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("stdin, fragment", [
+    ('{"model": "m", "input": "x", "temperature": "hot"}',
+     "temperature: M203 expected a number, got string"),
+    ('{"model": "m", "input": [{"type": "function_call_output", "call_id": "c", "output": "o"}]}',
+     "input[0].call_id: M201"),
+    ('{"model": "m", "input": [{"type": "mystery"}]}',
+     "input[0]: M202 input items of type 'mystery' cannot be sent"),
+    ('{"model": ', "invalid JSON"),
+])
+def test_bad_input_exits_1_with_one_located_line(stdin: str, fragment: str) -> None:
+    result = invoke("convert", "-m", "openai-chat", "-k", "request", stdin=stdin)
+    assert result.exit_code == 1
+    assert fragment in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_jsonl_error_names_the_line() -> None:
+    stdin = '{"model": "m", "input": "ok"}\n{"model": "m", "input": 3}\n'
+    result = invoke("convert", "-m", "openai-chat", "-k", "request", "--jsonl", stdin=stdin)
+    assert result.exit_code == 1 and "line 2: input:" in result.output
+
+
+def test_unknown_mapping_and_missing_kind() -> None:
+    result = invoke("convert", "-m", "nope", "-k", "request", stdin="{}")
+    assert result.exit_code == 1 and "no mapping file or built-in mapping named 'nope'" in result.output
+    assert invoke("convert", "-m", "openai-chat", stdin="{}").exit_code == 2  # usage error
+
+
+def test_lint_builtins_pass_and_report_coverage() -> None:
+    result = invoke("lint")
+    assert result.exit_code == 0, result.output
+    assert "ok   openai-chat" in result.output and "request 31/31" in result.output
+
+
+def test_lint_fails_on_an_unaccounted_field(tmp_path: Path) -> None:
+    gap = tmp_path / "gap.yaml"
+    gap.write_text("""format: mapper/1
+id: gap
+version: 1.0.0
+extends: {mapping: openai-chat, version: "^1"}
+request:
+  drop:
+    truncation: null
+""")
+    result = invoke("lint", str(gap))
+    assert result.exit_code == 1
+    assert "request field 'truncation' is neither mapped, dropped" in result.output
+
+
+def test_resolve_prints_the_merged_mapping(tmp_path: Path) -> None:
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("""format: mapper/1
+id: tokens
+version: 1.0.0
+extends: {mapping: openai-chat, version: "^1"}
+request:
+  fields:
+    max_tokens: null
+    max_completion_tokens: {from: max_output_tokens, as: integer}
+""")
+    result = invoke("resolve", str(overlay), "--option", "incomplete_as_completed=true")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"# resolved from: openai-chat.yaml + {overlay} + <options>")
+    assert "max_completion_tokens:" in result.output and "    max_tokens:" not in result.output
+    assert "incomplete_as_completed: true" in result.output
+
+
+def test_functions_lists_every_function_with_its_summary() -> None:
+    result = invoke("functions")
+    assert result.exit_code == 0
+    assert "merge_assistant_turns" in result.output and "(last_status)" in result.output
+
+
+def test_installed_console_script_finds_builtins_from_any_directory(tmp_path: Path) -> None:
+    script = shutil.which("mapper", path=str(Path(sys.executable).parent))
+    assert script, "the mapper console script is installed next to the interpreter"
+    done = subprocess.run([script, "convert", "--mapping", "openai-chat.yaml", "--kind", "request"],
+                          input=json.dumps({"model": "m", "input": "hi"}), capture_output=True,
+                          text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["messages"] == [{"role": "user", "content": "hi"}]
+    bad = subprocess.run([script, "convert", "-m", "openai-chat", "-k", "request"], input="[1]",
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.strip().count("\n") == 0 and "JSON object" in bad.stderr

@@ -1,0 +1,100 @@
+"""Data-driven mapping tests: every case under tests/mappings/<mapping>/<kind>/*.yaml.
+
+A case holds an ``input`` and either
+* ``expect``: JMESPath expressions over the output and the values they must give (the semantic
+  check), plus a JSON snapshot of the whole output, which must also validate against the OpenAI
+  schema for what it is; or
+* ``error``: the error class, the input path and a fragment of the message a bad input must give.
+
+A snapshot alone proves nothing, so every case that converts has ``expect`` assertions too.
+``MAPPER_CASE=tests/mappings/openai-chat/request/stream.yaml pytest tests/test_mapping_fixtures.py``
+runs one case.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jmespath
+import pytest
+import yaml
+from syrupy.extensions.json import JSONSnapshotExtension
+
+from mapper.engine import errors, load_mapping
+from mapper.engine.context import deterministic_context
+from mapper.engine.coverage import API_SCHEMAS
+from support.schemas import assert_valid
+
+ROOT = Path(__file__).parent / "mappings"
+KINDS = ("request", "response", "error")
+
+
+def _cases() -> list[Path]:
+    only = os.environ.get("MAPPER_CASE")
+    cases = sorted(p for kind in KINDS for p in ROOT.glob(f"*/{kind}/*.yaml"))
+    if only:
+        cases = [p for p in cases if str(p).endswith(only) or only in str(p)]
+    return cases
+
+
+CASES = _cases()
+
+
+def _case_id(path: Path) -> str:
+    return f"{path.parent.parent.name}.{path.parent.name}.{path.stem}"
+
+
+_MAPPINGS: dict[str, Any] = {}
+
+
+def _mapping(mapping_id: str) -> Any:
+    if mapping_id not in _MAPPINGS:
+        _MAPPINGS[mapping_id] = load_mapping(mapping_id)
+    return _MAPPINGS[mapping_id]
+
+
+def _convert(mapping: Any, kind: str, case: dict[str, Any]) -> Any:
+    ctx = deterministic_context()
+    if kind == "request":
+        return mapping.convert_request(case["input"], ctx=ctx)
+    if kind == "response":
+        return mapping.convert_response(case["input"], request=case.get("request"), ctx=ctx)
+    return mapping.convert_error(case["input"], status=case["status"], ctx=ctx)
+
+
+def _output_schema(mapping: Any, kind: str) -> str:
+    if kind == "request":
+        return API_SCHEMAS[mapping.to_api]["request"]
+    if kind == "response":
+        return API_SCHEMAS[mapping.from_api]["response"]
+    return "error"
+
+
+def test_there_are_cases() -> None:
+    assert CASES, f"no fixtures found under {ROOT} (MAPPER_CASE={os.environ.get('MAPPER_CASE')})"
+
+
+@pytest.mark.parametrize("path", CASES, ids=[_case_id(p) for p in CASES])
+def test_fixture(path: Path, snapshot: Any) -> None:
+    case = yaml.safe_load(path.read_text())
+    mapping = _mapping(path.parent.parent.name)
+    kind = path.parent.name
+    assert case.get("description"), "every case says what it shows"
+
+    if "error" in case:
+        expected = case["error"]
+        with pytest.raises(getattr(errors, expected["class"])) as caught:
+            _convert(mapping, kind, case)
+        assert caught.value.json_path == expected["path"]
+        assert expected["contains"] in caught.value.message
+        return
+
+    output = _convert(mapping, kind, case)
+    assert_valid(_output_schema(mapping, kind), output)
+    assert case.get("expect"), "a converting case needs semantic assertions, not just a snapshot"
+    for expression, wanted in case["expect"].items():
+        got = jmespath.search(expression, output)
+        assert got == wanted, f"{expression}: expected {wanted!r}, got {got!r}"
+    assert output == snapshot(extension_class=JSONSnapshotExtension)
