@@ -181,12 +181,14 @@ class UpstreamError(MapperError):
     code = "M401"
 
     def __init__(self, message: str, *, status: int = 502, body: Any = None,
-                 headers: dict[str, str] | None = None, error_type: str = "upstream_error") -> None:
+                 headers: dict[str, str] | None = None, error_type: str = "upstream_error",
+                 error_code: str = "server_error") -> None:
         super().__init__(message)
         self.status = status
         self.body = body
         self.headers = headers or {}
         self.error_type = error_type
+        self.error_code = error_code  # the code a stream's error event carries
 
 
 def format_path(path: list[str | int]) -> str:

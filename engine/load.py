@@ -39,7 +39,8 @@ SECTION_MAPS = {
     "request": ("fields", "drop", "reject", "passthrough"),
     "response": ("fields", "echo", "drop"),
     "error": ("fields",),
-    "stream": ("start", "kinds", "rules", "terminal", "envelope", "drop"),
+    "stream": ("framing", "init", "capture", "rules", "kinds", "outcome", "response", "start", "end",
+               "fail", "envelope"),
 }
 HEADER_KEYS = ("format", "id", "version", "description", "extends")
 

@@ -19,8 +19,8 @@ from typing import Any, Iterable, Iterator
 import orjson
 
 from .context import Context
-from .errors import SSEDecodeError, UpstreamError
-from .sse import DONE, SSEDecoder, encode_data, encode_event
+from .errors import UpstreamError
+from .sse import DONE, SSEDecodeError, SSEDecoder, encode_data, encode_event
 from .types import Json
 
 __all__ = ["StreamSession", "translate_stream"]
@@ -81,9 +81,15 @@ class StreamSession:
         return out
 
     def abort(self, message: str, code: str = "server_error") -> bytes:
-        """The upstream failed mid-stream (timeout, reset): close what is open and fail."""
+        """The upstream failed mid-stream (timeout, reset): close what is open and fail.
+
+        After the upstream's finish the answer is whole and only the usage chunk or the end marker
+        went missing, so the stream completes instead.
+        """
         if self.machine.finished:
             return b""
+        if self.machine.saw_finish:
+            return self._encode_all(self.machine.end_of_input())
         return self._encode_all(self.machine.fail(message, code=code))
 
     # -- internals --------------------------------------------------------------------------------
@@ -131,7 +137,7 @@ def translate_stream(mapping: Any, chunks: Iterable[bytes], *, request: Json = N
         try:
             out = session.feed(chunk)
         except UpstreamError as error:
-            out = session.abort(error.message, code=error.error_type)
+            out = session.abort(error.message, code=error.error_code)
         if out:
             yield out
     out = session.close()

@@ -1,0 +1,377 @@
+"""The stream runtime: one ``StreamMachine`` per upstream stream, owning the item lifecycle.
+
+Every Responses⇄Chat bridge we studied breaks its streams somewhere: deltas for a message that was
+never added, a message that reasoning swallowed, parallel tool calls sharing an index or closed in
+random order, ids that change between the stream and the final object, missing sequence numbers.
+Here those are not the mapping's job. The mapping (``engine.stream_spec``) says which frame fields
+feed which item kind and what each event looks like; this machine alone decides:
+
+* **opening**: an item opens on its first delta (or its first attributes, for a tool call's name);
+  it gets the next index of its counter (dense, in opening order) and a fresh id;
+* **ordering**: opening an item of another kind first closes every open item, in index order, so a
+  reasoning item is closed before the message after it opens, and text before a tool call. Items
+  of a ``keyed`` kind (parallel tool calls, keyed by the chat ``index``) may be open together and
+  close together, in index order. A call that reuses an index with a new id (Ollama sends ``index
+  0`` for every parallel call) is a new item. A delta for a keyed item that already closed is a
+  protocol error, not a new item with half its arguments;
+* **parts**: within an item, content parts open on their first delta and close in order;
+* **closing**: at the finish every open item closes; only the last gets the finish's item status
+  (an incomplete item must be the last one). On failure every open item closes ``incomplete``;
+* **numbering**: ``sequence_number`` on every event from 0, in emission order;
+* **the final object**: the terminal response is built from the very items that were streamed, so
+  ids, text and arguments agree by construction.
+
+State per stream is the open items' accumulators and the finished items the final object must
+hold; nothing grows with the number of frames except that text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import Context
+from .errors import StreamError, UpstreamError
+from .ops import truthy
+from .stream_spec import EventRule, ItemKind, PartKind, StreamSpec
+from .types import Event, Json
+
+
+class _Part:
+    __slots__ = ("kind", "scope", "chunks")
+
+    def __init__(self, kind: PartKind, scope: dict[str, Json]) -> None:
+        self.kind = kind
+        self.scope = scope
+        self.chunks: list[str] = []
+
+
+class _Item:
+    __slots__ = ("kind", "scope", "index", "key", "identity", "chunks", "part", "is_open")
+
+    def __init__(self, kind: ItemKind, scope: dict[str, Json], index: int, key: Json) -> None:
+        self.kind = kind
+        self.scope = scope
+        self.index = index
+        self.key = key
+        self.identity: Json = None
+        self.chunks: list[str] = []
+        self.part: _Part | None = None
+        self.is_open = True
+
+
+class StreamMachine:
+    """Feed it upstream frames (decoded JSON); it returns the client's events."""
+
+    __slots__ = ("spec", "ctx", "state", "started", "finished", "saw_finish", "_out", "_sequence",
+                 "_counters", "_open", "_keyed", "_done", "_envelope", "_order")
+
+    def __init__(self, spec: StreamSpec, ctx: Context) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.state: dict[str, Json] = {"status": "in_progress", "output": [], "usage": None,
+                                       "incomplete_details": None, "error": None,
+                                       "finish_reason": None}
+        ctx.state = self.state
+        for name, rule in spec.init:
+            self.state[name] = rule(self.state, ctx)
+        self.started = False
+        self.finished = False
+        self.saw_finish = False
+        self._out: list[Event] = []
+        self._sequence = 0
+        self._counters = {name: 0 for name in spec.counters}
+        self._open: list[_Item] = []                       # open items, in index order
+        self._keyed: dict[str, dict[Json, _Item]] = {}     # kind -> key -> latest item
+        self._done: list[tuple[int, Json]] = []            # finished items with their index
+        self._envelope: dict[str, Json] | None = None
+        self._order = 0
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def feed(self, chunk: Json) -> list[Event]:
+        """One decoded upstream frame in; the events it causes out (possibly none)."""
+        if self.finished:
+            return []
+        self._out = out = []
+        spec = self.spec
+        ctx = self.ctx
+        if chunk.__class__ is not dict:
+            return self._failed(f"upstream frame is not a JSON object: {str(chunk)[:200]}")
+        self._capture(chunk)
+        if spec.dispatch is not None:
+            actions = spec.actions_by_key.get(spec.dispatch(chunk, ctx), spec.actions_always)
+        else:
+            actions = spec.actions_always
+        try:
+            for action in actions:
+                if action.when is not None and not truthy(action.when(chunk, ctx)):
+                    continue
+                if action.each is not None:
+                    for element in action.each(chunk, ctx) or ():
+                        self._act(action, element)
+                        if self.finished:
+                            break
+                else:
+                    self._act(action, chunk)
+                if self.finished:
+                    break
+        except StreamError as error:
+            return self._failed(error.message)
+        if not self.started:
+            self._start()
+        return out
+
+    def end_of_input(self, done: bool = False) -> list[Event]:
+        """The upstream's stream ended (``done``: with its end sentinel, e.g. ``[DONE]``).
+
+        A stream that ended after its finish, or with the sentinel, completes. One that simply
+        stopped, with neither, was cut short: it fails rather than pretending to be whole.
+        """
+        if self.finished:
+            return []
+        self._out = out = []
+        if not self.saw_finish:
+            if not done:
+                return self._failed("the upstream stream ended before it finished "
+                                    "(no finish_reason and no end marker)")
+            self._finish(None)
+        if not self.started:
+            self._start()
+        self._emit_all(self.spec.end, self._lifecycle_scope())
+        self.finished = True
+        return out
+
+    def fail(self, message: str, *, code: str = "server_error", param: Json = None) -> list[Event]:
+        """The upstream failed mid-stream: close what is open, then the failure events."""
+        if self.finished:
+            return []
+        self._out = []
+        return self._failed(message, code=code, param=param)
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    def _act(self, action: Any, scope: Json) -> None:
+        kind = action.action
+        if kind == "feed":
+            self._feed(action, scope)
+            return
+        value = action.value(scope, self.ctx)
+        if kind == "finish":
+            if value is not None or not self.saw_finish:
+                self._finish(value)
+        elif kind == "usage":
+            if value is not None:
+                self.state["usage"] = value
+        elif value is not None:  # error
+            self._upstream_error(value)
+
+    def _feed(self, action: Any, scope: Json) -> None:
+        ctx = self.ctx
+        kind = self.spec.kinds[action.kind]
+        delta = action.delta(scope, ctx) if action.delta is not None else None
+        if delta is not None and delta.__class__ is not str:
+            delta = str(delta)
+        attributes = [(name, rule(scope, ctx)) for name, rule in action.attributes]
+        opening = bool(delta) or any(value is not None for _, value in attributes)
+        if kind.keyed:
+            key = action.key(scope, ctx)
+            identity = action.identity(scope, ctx) if action.identity is not None else None
+            item = self._keyed_item(kind, key, identity, opening, bool(delta))
+        else:
+            item = self._plain_item(kind, opening)
+        if item is None:
+            return
+        for name, value in attributes:
+            if value is not None and item.scope.get(name) is None:
+                item.scope[name] = value
+        if not item.is_open:
+            self._open_item(item)
+        if not delta:
+            return
+        if action.part is not None:
+            self._part_delta(item, kind.parts[action.part], delta)
+        else:
+            if kind.accumulate:
+                item.chunks.append(delta)
+            item.scope["delta"] = delta
+            self._emit_all(kind.delta, item.scope)
+
+    def _finish(self, reason: Json) -> None:
+        self.saw_finish = True
+        state = self.state
+        state["finish_reason"] = reason
+        for name, rule in self.spec.outcome:
+            state[name] = rule(state, self.ctx)
+        if not self.started:
+            self._start()
+        self._close_all(last_status=state.get("item_status") or "completed")
+
+    def _upstream_error(self, error: Json) -> None:
+        message = str(error.get("message") or "the upstream reported an error") \
+            if error.__class__ is dict else str(error)
+        code = error.get("code") if error.__class__ is dict else None
+        param = error.get("param") if error.__class__ is dict else None
+        code_text = str(code) if code is not None else "server_error"
+        if not self.started:
+            # nothing has been written yet: the proxy can still answer with an HTTP error
+            status = code if isinstance(code, int) and 400 <= code <= 599 else 502
+            raise UpstreamError(message, status=status, error_code=code_text,
+                                body={"error": error} if error.__class__ is dict else error)
+        self._failed(message, code=code_text, param=param)
+
+    # -- items ------------------------------------------------------------------------------------
+
+    def _plain_item(self, kind: ItemKind, opening: bool) -> _Item | None:
+        current = self._open[-1] if self._open else None
+        if current is not None and current.kind is kind:
+            return current
+        return self._new_item(kind, None) if opening else None
+
+    def _keyed_item(self, kind: ItemKind, key: Json, identity: Json, opening: bool,
+                    has_delta: bool) -> _Item | None:
+        items = self._keyed.setdefault(kind.name, {})
+        item = items.get(key)
+        if item is not None:
+            same = identity is None or item.identity is None or identity == item.identity
+            if same and item.is_open:
+                return item
+            if same:
+                if not has_delta:
+                    return None  # a resent id or name with nothing new (NIM does this)
+                raise StreamError(f"{kind.name} {key!r} continued after it was closed")
+            if item.is_open:  # a new call reusing the key: the old one is complete
+                self._close_item(item, "completed")
+        if not opening:
+            return None
+        item = self._new_item(kind, key)
+        item.identity = identity
+        items[key] = item
+        return item
+
+    def _new_item(self, kind: ItemKind, key: Json) -> _Item:
+        """A new item, not yet announced; items of other kinds close first."""
+        if self._open and any(open_item.kind is not kind for open_item in self._open):
+            self._close_all(last_status="completed")
+        index = 0
+        if kind.counter is not None:
+            index = self._counters[kind.counter]
+            self._counters[kind.counter] = index + 1
+        scope: dict[str, Json] = {"id": self.ctx.new_id(kind.id_prefix) if kind.id_prefix else None,
+                                  "status": "in_progress", "content": [], "text": None,
+                                  "delta": None, "key": key}
+        if kind.counter is not None:
+            scope[kind.counter] = index
+        item = _Item(kind, scope, index, key)
+        item.is_open = False  # announced by _open_item once its attributes are set
+        return item
+
+    def _open_item(self, item: _Item) -> None:
+        item.is_open = True
+        self._open.append(item)
+        if not self.started:
+            self._start()
+        self._emit_all(item.kind.open, item.scope)
+
+    def _part_delta(self, item: _Item, kind: PartKind, delta: str) -> None:
+        part = item.part
+        if part is None or part.kind is not kind:
+            if part is not None:
+                self._close_part(item)
+            scope = {"id": item.scope["id"], "content_index": len(item.scope["content"]),
+                     "delta": None, "text": None}
+            counter = item.kind.counter
+            if counter is not None:
+                scope[counter] = item.index
+            part = item.part = _Part(kind, scope)
+            self._emit_all(kind.open, scope)
+        if item.kind.accumulate:
+            part.chunks.append(delta)
+        part.scope["delta"] = delta
+        self._emit_all(kind.delta, part.scope)
+
+    def _close_part(self, item: _Item) -> None:
+        part = item.part
+        item.part = None
+        scope = part.scope
+        scope["delta"] = None
+        scope["text"] = "".join(part.chunks)
+        self._emit_all(part.kind.close, scope)
+        if part.kind.part is not None:
+            item.scope["content"].append(part.kind.part(scope, self.ctx))
+
+    def _close_item(self, item: _Item, status: str) -> None:
+        if item.part is not None:
+            self._close_part(item)
+        item.is_open = False
+        self._open.remove(item)
+        scope = item.scope
+        scope["delta"] = None
+        scope["status"] = status
+        if item.kind.accumulate:
+            scope["text"] = "".join(item.chunks)
+        if item.kind.item is not None:
+            finished = item.kind.item(scope, self.ctx)
+            scope["item"] = finished
+            self._done.append((item.index, finished))
+        self._emit_all(item.kind.close, scope)
+
+    def _close_all(self, last_status: str) -> None:
+        """Close every open item in index order; the last one gets ``last_status``."""
+        items = sorted(self._open, key=lambda it: it.index)
+        for position, item in enumerate(items):
+            self._close_item(item, last_status if position == len(items) - 1 else "completed")
+
+    # -- stream-level events --------------------------------------------------------------------
+
+    def _capture(self, chunk: Json) -> None:
+        state = self.state
+        for name, rule in self.spec.capture:
+            if state.get(name) is None:
+                value = rule(chunk, self.ctx)
+                if value is not None:
+                    state[name] = value
+
+    def _start(self) -> None:
+        self.started = True
+        if self.spec.envelope is not None:
+            self._envelope = self.spec.envelope(self.state, self.ctx)
+        self._emit_all(self.spec.start, self._lifecycle_scope())
+
+    def _failed(self, message: str, *, code: str = "server_error", param: Json = None) -> list[Event]:
+        out = self._out
+        if not self.started:
+            self._start()
+        for item in sorted(self._open, key=lambda it: it.index):
+            self._close_item(item, "incomplete")
+        state = self.state
+        state["status"] = "failed"
+        state["error"] = {"code": code, "message": message}
+        state["error_param"] = param
+        self._emit_all(self.spec.fail, self._lifecycle_scope())
+        self.finished = True
+        return out
+
+    def _lifecycle_scope(self) -> dict[str, Json]:
+        state = self.state
+        state["output"] = [item for _, item in sorted(self._done, key=lambda pair: pair[0])]
+        state["response"] = self.spec.response(state, self.ctx)
+        return state
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def _emit_all(self, rules: tuple[EventRule, ...], scope: dict[str, Json]) -> None:
+        ctx = self.ctx
+        out = self._out
+        sequence = self.spec.sequence
+        envelope = self._envelope
+        for rule in rules:
+            event = rule.build(scope, ctx)
+            if event is None:
+                continue
+            if envelope is not None:
+                event = {**envelope, **event}
+            if sequence is not None:
+                event[sequence] = self._sequence
+                self._sequence += 1
+            out.append(event)
+
