@@ -16,7 +16,7 @@ feed which item kind and what each event looks like; this machine alone decides:
   protocol error, not a new item with half its arguments;
 * **parts**: within an item, content parts open on their first delta and close in order;
 * **closing**: at the finish every open item closes; only the last gets the finish's item status
-  (an incomplete item must be the last one). On failure every open item closes ``incomplete``;
+  (an incomplete item must be the last one). On failure likewise, the last one ``incomplete``;
 * **numbering**: ``sequence_number`` on every event from 0, in emission order;
 * **the final object**: the terminal response is built from the very items that were streamed, so
   ids, text and arguments agree by construction.
@@ -341,8 +341,8 @@ class StreamMachine:
         out = self._out
         if not self.started:
             self._start()
-        for item in sorted(self._open, key=lambda it: it.index):
-            self._close_item(item, "incomplete")
+        # as at a finish, only the last open item is cut short: an incomplete item is the last one
+        self._close_all(last_status="incomplete")
         state = self.state
         state["status"] = "failed"
         state["error"] = {"code": code, "message": message}

@@ -1,0 +1,186 @@
+"""Property test: generated chat streams, cut at random places, always give a correct Responses stream.
+
+Hypothesis builds a plan (reasoning text, answer text, parallel tool calls with JSON arguments, a
+finish reason, a usage chunk, the [DONE] marker), renders it as chat chunks the way different
+providers do (fragments of random sizes; calls sequential, interleaved, all in one chunk, Ollama's
+index 0 for every call, ids and names resent on every chunk), then splits the SSE bytes at random
+offsets. For every example the converted stream must pass the invariant checker, carry exactly the
+planned reasoning, text and calls, end with the status the finish reason implies, not depend on the
+byte splits, and be accepted by the official SDK with the same final response.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mapper.engine import load_mapping
+from mapper.engine.context import deterministic_context
+from mapper.engine.streaming import translate_stream
+from support.invariants import check_responses_stream, parse_sse_events
+from support.sdk_replay import replay_responses_stream, without_sdk_fields
+
+MAPPING = load_mapping("openai-chat")
+ENVELOPE = {"id": "chatcmpl-prop", "object": "chat.completion.chunk", "created": 1, "model": "prop"}
+TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
+               max_size=40)
+NAMES = st.text(alphabet=string.ascii_letters + "_", min_size=1, max_size=12)
+ARGUMENTS = st.dictionaries(NAMES, st.one_of(st.integers(), TEXT, st.booleans()), max_size=3).map(
+    lambda value: json.dumps(value, ensure_ascii=False))
+
+
+@dataclass
+class Plan:
+    reasoning: str | None
+    reasoning_field: str
+    text: str | None
+    calls: list[tuple[str, str, str]]          # (call id, name, arguments)
+    layout: str                                # sequential | interleaved | one_chunk | ollama
+    resend_ids: bool
+    finish: str
+    usage: bool
+    done: bool
+
+
+@st.composite
+def plans(draw: Any) -> Plan:
+    calls = [(f"call_{i}", draw(NAMES), draw(ARGUMENTS)) for i in range(draw(st.integers(0, 3)))]
+    reasoning = draw(st.none() | TEXT)
+    text = draw(st.none() | TEXT)
+    if not (reasoning or text or calls):
+        text = "x"
+    finishes = ["tool_calls", "length"] if calls else ["stop", "length", "content_filter"]
+    return Plan(reasoning=reasoning,
+                reasoning_field=draw(st.sampled_from(["reasoning_content", "reasoning"])),
+                text=text, calls=calls,
+                layout=draw(st.sampled_from(["sequential", "interleaved", "one_chunk", "ollama"])),
+                resend_ids=draw(st.booleans()), finish=draw(st.sampled_from(finishes)),
+                usage=draw(st.booleans()), done=draw(st.booleans()))
+
+
+def fragments(draw: Any, text: str) -> list[str]:
+    """``text`` cut at random character offsets; the pieces join back to it."""
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(text) - 1)), max_size=6))))
+    cuts = [c for c in cuts if 0 < c < len(text)]
+    edges = [0, *cuts, len(text)]
+    return [text[a:b] for a, b in zip(edges, edges[1:])]
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {**ENVELOPE, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def render(draw: Any, plan: Plan) -> list[dict[str, Any] | str]:
+    chunks: list[dict[str, Any] | str] = [chunk({"role": "assistant", "content": ""})]
+    for piece in fragments(draw, plan.reasoning or ""):
+        chunks.append(chunk({plan.reasoning_field: piece}))
+    for piece in fragments(draw, plan.text or ""):
+        chunks.append(chunk({"content": piece}))
+    chunks.extend(tool_call_chunks(draw, plan))
+    chunks.append(chunk({}, plan.finish))
+    if plan.usage:
+        chunks.append({**ENVELOPE, "choices": [],
+                       "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}})
+    if plan.done:
+        chunks.append("[DONE]")
+    return chunks
+
+
+def tool_call_chunks(draw: Any, plan: Plan) -> list[dict[str, Any]]:
+    def first(index: int, call: tuple[str, str, str], arguments: str) -> dict[str, Any]:
+        return {"index": index, "id": call[0], "type": "function",
+                "function": {"name": call[1], "arguments": arguments}}
+
+    def later(index: int, call: tuple[str, str, str], arguments: str) -> dict[str, Any]:
+        if plan.resend_ids:
+            return first(index, call, arguments)
+        return {"index": index, "function": {"arguments": arguments}}
+
+    if plan.layout == "one_chunk" and plan.calls:
+        return [chunk({"tool_calls": [first(i, c, c[2]) for i, c in enumerate(plan.calls)]})]
+    if plan.layout == "ollama":
+        return [chunk({"tool_calls": [first(0, c, c[2])]}) for c in plan.calls]
+    per_call = []
+    for index, call in enumerate(plan.calls):
+        pieces = fragments(draw, call[2])
+        deltas = [first(index, call, pieces[0])] + [later(index, call, p) for p in pieces[1:]]
+        per_call.append(deltas)
+    if plan.layout == "sequential":
+        return [chunk({"tool_calls": [d]}) for deltas in per_call for d in deltas]
+    ordered = []  # interleaved: round robin, each call's first delta before its later ones
+    while any(per_call):
+        for deltas in per_call:
+            if deltas:
+                ordered.append(chunk({"tool_calls": [deltas.pop(0)]}))
+    return ordered
+
+
+def sse(chunks: list[dict[str, Any] | str]) -> bytes:
+    return b"".join(b"data: [DONE]\n\n" if c == "[DONE]" else b"data: " + orjson.dumps(c) + b"\n\n"
+                    for c in chunks)
+
+
+def convert(pieces: list[bytes]) -> bytes:
+    request = {"model": "prop", "input": "hi"}
+    return b"".join(translate_stream(MAPPING, pieces, request=request, ctx=deterministic_context()))
+
+
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_generated_streams_convert_correctly(data: Any) -> None:
+    plan = data.draw(plans())
+    raw = sse(render(data.draw, plan))
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(raw)), max_size=12))))
+    edges = [0, *cuts, len(raw)]
+    pieces = [raw[a:b] for a, b in zip(edges, edges[1:])]
+
+    whole = convert([raw])
+    assert convert(pieces) == whole
+    events = parse_sse_events(whole)
+    summary = check_responses_stream(events)
+    response = summary["response"]
+
+    expected_types = (["reasoning"] if plan.reasoning else []) + (["message"] if plan.text else []) \
+        + ["function_call"] * len(plan.calls)
+    assert [item["type"] for item in response["output"]] == expected_types
+    by_type = {item["type"]: item for item in response["output"]}
+    if plan.reasoning:
+        assert by_type["reasoning"]["content"][0]["text"] == plan.reasoning
+    if plan.text:
+        assert by_type["message"]["content"][0]["text"] == plan.text
+    calls = [(i["call_id"], i["name"], i["arguments"]) for i in response["output"]
+             if i["type"] == "function_call"]
+    assert calls == plan.calls
+    incomplete = plan.finish in ("length", "content_filter")
+    assert response["status"] == ("incomplete" if incomplete else "completed")
+    assert summary["terminal"] == ("response.incomplete" if incomplete else "response.completed")
+    assert (response["usage"] is not None) == plan.usage
+
+    replay = replay_responses_stream(whole, request={"model": "prop", "input": "hi"})
+    if incomplete:
+        assert replay.terminal_without_completed, replay.error
+    else:
+        assert replay.verdict == "accepted", replay.error
+        assert without_sdk_fields(replay.final) == response
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(data=st.data())
+def test_a_stream_cut_anywhere_fails_cleanly(data: Any) -> None:
+    """An upstream that dies mid-stream gives a failed (or, after its finish, a complete) stream."""
+    plan = data.draw(plans())
+    raw = sse(render(data.draw, plan))
+    cut = data.draw(st.integers(0, len(raw)))
+    events = parse_sse_events(convert([raw[:cut]]))
+    summary = check_responses_stream(events)
+    finished = b'"finish_reason":"' + plan.finish.encode() in raw[:cut]
+    if not finished:
+        assert summary["terminal"] == "response.failed"
+        assert summary["response"]["error"]["code"] == "server_error"
