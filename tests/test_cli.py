@@ -149,3 +149,19 @@ def test_installed_console_script_finds_builtins_from_any_directory(tmp_path: Pa
                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.strip().count("\n") == 0 and "JSON object" in bad.stderr
+
+
+def test_convert_stream_reads_chat_sse_and_writes_responses_sse(tmp_path: Path) -> None:
+    from support.invariants import check_responses_stream, parse_sse_events
+
+    chunks = [{"choices": [{"index": 0, "delta": {"content": "Hi"}}]},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+    stream = "".join(f"data: {json.dumps({'id': 'c', 'object': 'chat.completion.chunk', 'created': 1, 'model': 'm', **c})}\n\n"
+                     for c in chunks) + "data: [DONE]\n\n"
+    (tmp_path / "req.json").write_text(json.dumps({"model": "m", "input": "hi", "instructions": "Be kind."}))
+    result = invoke("convert", "-m", "openai-chat", "-k", "stream", "--deterministic",
+                    "--request", str(tmp_path / "req.json"), stdin=stream)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("event: response.created\ndata: ")
+    summary = check_responses_stream(parse_sse_events(result.output.encode()))
+    assert summary["text"] == "Hi" and summary["response"]["instructions"] == "Be kind."
