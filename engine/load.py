@@ -153,17 +153,17 @@ def load(reference: str, overlays: Iterable[str] = (), options: dict[str, Any] |
     sources = [display]
     if "extends" in spec:
         base, base_display = _read_base(spec, path, display)
-        spec = merge(base, spec, display)
+        spec = merge(base, spec)
         sources.insert(0, base_display)
     root_id = _root_id(spec)
     for reference in overlays:
         overlay_path, overlay_display = locate(reference)
         overlay = _as_document(read_yaml(overlay_path, overlay_display), overlay_display)
         _check_overlay_base(overlay, overlay_display, root_id)
-        spec = merge(spec, overlay, overlay_display)
+        spec = merge(spec, overlay)
         sources.append(overlay_display)
     if options:
-        spec = merge(spec, _options_overlay(options), "<options>")
+        spec = merge(spec, _options_overlay(options))
         sources.append("<options>")
     return Loaded(spec, tuple(sources))
 
@@ -220,27 +220,21 @@ def _options_overlay(options: dict[str, Any]) -> LineDict:
     return overlay
 
 
-def merge(base: LineDict, overlay: LineDict, display: str) -> LineDict:
+def merge(base: LineDict, overlay: LineDict) -> LineDict:
     """``base`` changed by ``overlay``: entries replaced whole by id, ``null`` deletes."""
-    merged = _copy_node(base)
-    for key, value in overlay.items():
-        if key in ENTRY_MAPS:
-            merged[key] = _merge_entries(base.get(key), value)
-        elif key in SECTION_MAPS and isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged[key] = _merge_section(base[key], value, SECTION_MAPS[key])
-        elif value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-        _set_key_line(merged, key, overlay)
-    return merged
+    return _merge_level(base, overlay, ENTRY_MAPS, SECTION_MAPS)
 
 
-def _merge_section(base: LineDict, overlay: LineDict, entry_maps: tuple[str, ...]) -> LineDict:
+def _merge_level(base: LineDict, overlay: LineDict, entry_maps: tuple[str, ...],
+                 sections: dict[str, tuple[str, ...]] | None = None) -> LineDict:
+    """One level of a spec: id-keyed maps merge by entry, sections recurse, the rest is replaced."""
     merged = _copy_node(base)
     for key, value in overlay.items():
         if key in entry_maps:
             merged[key] = _merge_entries(base.get(key), value)
+        elif (sections and key in sections and isinstance(value, dict)
+              and isinstance(base.get(key), dict)):
+            merged[key] = _merge_level(base[key], value, sections[key])
         elif value is None:
             merged.pop(key, None)
         else:

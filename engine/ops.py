@@ -526,16 +526,15 @@ def _as_number(value: Json) -> Json:
     raise _expect("a number", value)
 
 
-def _as_boolean(value: Json) -> bool:
-    if value is True or value is False:
-        return value
-    raise _expect("a boolean", value)
+def _exactly(kind: type, name: str) -> Callable[[Json], Json]:
+    """A check that lets values of exactly ``kind`` through (``bool`` is not an ``int`` here)."""
 
+    def check(value: Json) -> Json:
+        if value.__class__ is kind:
+            return value
+        raise _expect(name, value)
 
-def _as_string(value: Json) -> str:
-    if value.__class__ is str:
-        return value
-    raise _expect("a string", value)
+    return check
 
 
 def _as_text(value: Json) -> str:
@@ -565,18 +564,6 @@ def _as_json(value: Json) -> Json:
         raise CoercionError(f"expected a JSON document in the string: {error}") from None
 
 
-def _as_array(value: Json) -> list:
-    if value.__class__ is list:
-        return value
-    raise _expect("an array", value)
-
-
-def _as_object(value: Json) -> dict:
-    if value.__class__ is dict:
-        return value
-    raise _expect("an object", value)
-
-
 def _as_list(value: Json) -> list:
     """Wrap a single value in a list; a list stays as it is."""
     return value if value.__class__ is list else [value]
@@ -585,12 +572,12 @@ def _as_list(value: Json) -> list:
 COERCIONS: dict[str, Callable[[Json], Json]] = {
     "integer": _as_integer,
     "number": _as_number,
-    "boolean": _as_boolean,
-    "string": _as_string,
+    "boolean": _exactly(bool, "a boolean"),
+    "string": _exactly(str, "a string"),
     "text": _as_text,
     "json_string": _as_json_string,
     "json": _as_json,
-    "array": _as_array,
-    "object": _as_object,
+    "array": _exactly(list, "an array"),
+    "object": _exactly(dict, "an object"),
     "list": _as_list,
 }

@@ -127,7 +127,7 @@ def test_a_section_can_be_deleted_with_null(tmp_path: Path) -> None:
 def test_merge_does_not_touch_its_inputs() -> None:
     base = LineDict(options=LineDict(a=1))
     overlay = LineDict(options=LineDict(a=2))
-    merged = merge(base, overlay, "overlay")
+    merged = merge(base, overlay)
     assert merged["options"]["a"] == 2 and base["options"]["a"] == 1
 
 
