@@ -20,13 +20,19 @@ from .types import Json
 CONTEXT_VARIABLES = ("request", "root", "status", "options", "state")
 
 
+def _joined(prefix: str, suffix: str) -> str:
+    # ``resp`` gives ``resp_<suffix>``; a prefix that brings its own separator (``chatcmpl-``,
+    # as OpenAI's chat ids have) is used as it is
+    return prefix + suffix if prefix[-1:] in ("-", "_") else f"{prefix}_{suffix}"
+
+
 class RandomIds:
     """OpenAI-looking ids: ``resp_`` + 48 hex digits. Random, so safe to hand to clients."""
 
     __slots__ = ()
 
     def __call__(self, prefix: str) -> str:
-        return f"{prefix}_{os.urandom(24).hex()}"
+        return _joined(prefix, os.urandom(24).hex())
 
 
 class SequentialIds:
@@ -39,7 +45,7 @@ class SequentialIds:
 
     def __call__(self, prefix: str) -> str:
         self.count += 1
-        return f"{prefix}_{self.count:04d}"
+        return _joined(prefix, f"{self.count:04d}")
 
 
 def fixed_clock(seconds: float = 1_700_000_000) -> Callable[[], float]:

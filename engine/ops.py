@@ -232,7 +232,7 @@ class RuleCompiler:
 
     def _source_id(self, prefix: Any, spec: dict, where: Where) -> Rule:
         if not isinstance(prefix, str) or not prefix:
-            raise where.error(SpecError, "id takes a prefix such as resp or msg")
+            raise where.error(SpecError, "id takes a prefix such as resp, msg or chatcmpl-")
         return lambda scope, ctx: ctx.new_id(prefix)
 
     def _source_now(self, unit: Any, spec: dict, where: Where) -> Rule:

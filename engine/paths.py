@@ -22,7 +22,7 @@ import jmespath
 from jmespath import exceptions as jmespath_errors
 
 from .context import CONTEXT_VARIABLES
-from .errors import ExpressionError
+from .errors import CoercionError, ExpressionError
 from .types import Json
 
 Getter = Callable[[Json, Any], Json]
@@ -45,7 +45,15 @@ def compile_path(expression: str) -> Getter:
     parsed = _parse(expression)
     options = jmespath.Options(dict_cls=dict)
     search = parsed.search
-    return lambda scope, ctx: search(scope, options)
+
+    def search_checked(scope: Json, ctx: Any) -> Json:
+        try:
+            return search(scope, options)
+        except jmespath_errors.JMESPathError as error:
+            # a function given the wrong type by the payload, e.g. length(5): the input's fault
+            raise CoercionError(f"{expression}: {error}") from None
+
+    return search_checked
 
 
 def is_plain(expression: str) -> bool:

@@ -216,3 +216,9 @@ def test_unknown_as_type_and_two_sources_are_spec_errors() -> None:
 def test_truthy_matches_jmespath() -> None:
     assert [truthy(v) for v in (0, 0.0, "a", [0], {"k": 0}, True)] == [True] * 6
     assert [truthy(v) for v in (None, False, "", [], {})] == [False] * 5
+
+
+def test_id_prefix_with_its_own_separator() -> None:
+    ctx = deterministic_context()
+    assert run("{id: chatcmpl-}", {}, ctx) == "chatcmpl-0001"
+    assert run("{id: resp}", {}, ctx) == "resp_0002"

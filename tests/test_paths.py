@@ -90,3 +90,11 @@ def test_input_path() -> None:
     assert input_path("a || b") == ("a || b",)
     assert input_path("$request.x") == ()
     assert input_path("@") == ()
+
+
+def test_a_runtime_type_error_is_a_conversion_error_not_a_crash() -> None:
+    from mapper.engine.errors import CoercionError
+
+    with pytest.raises(CoercionError) as caught:
+        compile_path("length(n) > `1`")({"n": 5}, Context())
+    assert "length(n)" in caught.value.message
