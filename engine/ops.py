@@ -3,7 +3,8 @@
 A rule is a bare string (a JMESPath path), a literal (number, boolean, null, list), or an object whose
 keys say what language each part is in. Evaluation order inside one object:
 
-1. ``when`` (JMESPath): when falsy, the rule gives no value and nothing else runs.
+1. ``when`` (JMESPath, or a list that must all hold): when falsy, the rule gives no value and
+   nothing else runs; ``unless``: the same when truthy.
 2. one **source**: ``from`` (JMESPath) | ``value`` (literal) | ``template`` (Jinja2, strings only) |
    ``emit`` (build an object) | ``each`` (map an array) | ``switch``/``cases``/``otherwise`` |
    ``concat`` (join lists) | ``first`` (first rule with a value) | ``id`` (mint an id) | ``now``
@@ -41,9 +42,9 @@ from .types import Json, Rule
 SOURCES = ("from", "value", "template", "emit", "each", "switch", "concat", "first", "id", "now",
            "reject", "drop")
 MODIFIERS = ("apply", "fn", "lookup", "as", "clamp", "then", "omit_empty")
-AUXILIARY = ("when", "default", "required", "cases", "otherwise", "args", "flatten")
+AUXILIARY = ("when", "unless", "default", "required", "cases", "otherwise", "args", "flatten")
 # Keys of an ``each`` rule that act on the resulting list rather than on each element.
-EACH_LIST_KEYS = ("each", "flatten", "when", "default", "required", "then", "omit_empty")
+EACH_LIST_KEYS = ("each", "flatten", "when", "unless", "default", "required", "then", "omit_empty")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +134,39 @@ class RuleCompiler:
             raise where.error(SpecError, f"a rule has one source, found {', '.join(sources)}")
         source = self._source(sources[0], spec, where) if sources else _identity
         modifiers = [self._modifier(key, spec, where) for key in spec if key in MODIFIERS]
-        return _assemble(source, modifiers, spec, self._when(spec, where),
+        return _assemble(source, modifiers, spec, self.compile_guard(spec, where),
                          path=input_path(spec.get("from")) if sources == ["from"] else ())
 
-    def _when(self, spec: dict[str, Any], where: Where) -> Rule | None:
-        if "when" not in spec:
+    def compile_guard(self, spec: dict[str, Any], where: Where) -> Rule | None:
+        """``when`` and ``unless`` as one check that is true when the rule should run.
+
+        Each takes one JMESPath condition or a list: every ``when`` must hold and no ``unless``.
+        (A list is how a ``$request`` condition and a scope condition combine, since a ``$`` path
+        reads the context for its whole expression.)
+        """
+        when = self._conditions(spec, "when", where)
+        unless = self._conditions(spec, "unless", where)
+        if not when and not unless:
             return None
-        return self._path(spec["when"], where.inside(spec, "when"))
+        if len(when) == 1 and not unless:
+            return when[0]
+
+        def guard(scope: Json, ctx: Context) -> bool:
+            for condition in when:
+                if not truthy(condition(scope, ctx)):
+                    return False
+            for condition in unless:
+                if truthy(condition(scope, ctx)):
+                    return False
+            return True
+
+        return guard
+
+    def _conditions(self, spec: dict[str, Any], key: str, where: Where) -> tuple[Rule, ...]:
+        if key not in spec:
+            return ()
+        expressions = spec[key] if isinstance(spec[key], list) else [spec[key]]
+        return tuple(self._path(expression, where.inside(spec, key)) for expression in expressions)
 
     def _source(self, key: str, spec: dict[str, Any], where: Where) -> Rule:
         return getattr(self, f"_source_{key}")(spec[key], spec, where.inside(spec, key))
@@ -286,7 +313,7 @@ class RuleCompiler:
 
         list_modifiers = [self._modifier(key, spec, where) for key in spec
                           if key in ("then", "omit_empty")]
-        return _assemble(each, list_modifiers, spec, self._when(spec, where), path=())
+        return _assemble(each, list_modifiers, spec, self.compile_guard(spec, where), path=())
 
     # -- modifiers: (value, scope, ctx) -> value ------------------------------------------------
 

@@ -37,16 +37,17 @@ from .types import Event, Json
 
 
 class _Part:
-    __slots__ = ("kind", "scope", "chunks")
+    __slots__ = ("kind", "scope", "chunks", "sent")
 
     def __init__(self, kind: PartKind, scope: dict[str, Json]) -> None:
         self.kind = kind
         self.scope = scope
         self.chunks: list[str] = []
+        self.sent = 0  # characters streamed so far, so a final text can be sent as its remainder
 
 
 class _Item:
-    __slots__ = ("kind", "scope", "index", "key", "identity", "chunks", "part", "is_open")
+    __slots__ = ("kind", "scope", "index", "key", "identity", "chunks", "sent", "part", "is_open")
 
     def __init__(self, kind: ItemKind, scope: dict[str, Json], index: int, key: Json) -> None:
         self.kind = kind
@@ -55,6 +56,7 @@ class _Item:
         self.key = key
         self.identity: Json = None
         self.chunks: list[str] = []
+        self.sent = 0
         self.part: _Part | None = None
         self.is_open = True
 
@@ -171,8 +173,11 @@ class StreamMachine:
         delta = action.delta(scope, ctx) if action.delta is not None else None
         if delta is not None and delta.__class__ is not str:
             delta = str(delta)
+        final = action.final(scope, ctx) if action.final is not None else None
+        if final is not None and final.__class__ is not str:
+            final = str(final)
         attributes = [(name, rule(scope, ctx)) for name, rule in action.attributes]
-        opening = bool(delta) or any(value is not None for _, value in attributes)
+        opening = bool(delta) or bool(final) or any(value is not None for _, value in attributes)
         if kind.keyed:
             key = action.key(scope, ctx)
             identity = action.identity(scope, ctx) if action.identity is not None else None
@@ -186,6 +191,8 @@ class StreamMachine:
                 item.scope[name] = value
         if not item.is_open:
             self._open_item(item)
+        if final is not None:
+            delta = self._unsent(item, kind.parts[action.part] if action.part else None, final)
         if not delta:
             return
         if action.part is not None:
@@ -193,8 +200,24 @@ class StreamMachine:
         else:
             if kind.accumulate:
                 item.chunks.append(delta)
+            item.sent += len(delta)
             item.scope["delta"] = delta
             self._emit_all(kind.delta, item.scope)
+
+    def _unsent(self, item: _Item, part_kind: PartKind | None, final: str) -> str:
+        """The part of ``final`` (the whole text so far) that no delta has carried yet.
+
+        Some upstreams skip the deltas and send a text or a call's arguments whole in their
+        ``.done`` event; this sends it on as one delta, and sends nothing twice.
+        """
+        holder: _Item | _Part | None = item
+        if part_kind is not None:
+            holder = item.part if item.part is not None and item.part.kind is part_kind else None
+        if holder is None:
+            return final
+        if item.kind.accumulate and "".join(holder.chunks) != final[:holder.sent]:
+            raise StreamError("the upstream's final text does not continue the deltas it sent")
+        return final[holder.sent:]
 
     def _finish(self, reason: Json) -> None:
         self.saw_finish = True
@@ -286,6 +309,7 @@ class StreamMachine:
             self._emit_all(kind.open, scope)
         if item.kind.accumulate:
             part.chunks.append(delta)
+        part.sent += len(delta)
         part.scope["delta"] = delta
         self._emit_all(kind.delta, part.scope)
 
@@ -347,7 +371,8 @@ class StreamMachine:
         state["status"] = "failed"
         state["error"] = {"code": code, "message": message}
         state["error_param"] = param
-        self._emit_all(self.spec.fail, self._lifecycle_scope())
+        # an error frame is not a chunk: it goes out as it is, without the envelope
+        self._emit_all(self.spec.fail, self._lifecycle_scope(), stamped=False)
         self.finished = True
         return out
 
@@ -359,11 +384,12 @@ class StreamMachine:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def _emit_all(self, rules: tuple[EventRule, ...], scope: dict[str, Json]) -> None:
+    def _emit_all(self, rules: tuple[EventRule, ...], scope: dict[str, Json],
+                  stamped: bool = True) -> None:
         ctx = self.ctx
         out = self._out
         sequence = self.spec.sequence
-        envelope = self._envelope
+        envelope = self._envelope if stamped else None
         for rule in rules:
             event = rule.build(scope, ctx)
             if event is None:

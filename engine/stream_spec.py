@@ -4,8 +4,9 @@ The section has two halves. The *declarative* half says what to read and what to
 
 * ``rules``: per upstream frame, in order, which actions to take. An action ``feed``s a delta (and
   attributes such as a tool call's id and name) into an item kind, records the ``finish`` reason or
-  the ``usage``, or reports an ``error``. ``on:`` values dispatch by the frame's ``framing.dispatch``
+  the ``usage``, or reports an ``error``. ``for:`` values dispatch by the frame's ``framing.dispatch``
   field (a Responses event's ``type``) through a dict, so a frame pays only for its own rules.
+  (The key is not ``on:``, which YAML 1.1 reads as the boolean true.)
 * ``kinds``: the item kinds (message, reasoning, function_call, ...): which index counter they use,
   their id prefix, whether several can be open at once (``keyed``), their content ``parts``, the
   events written when an item or part opens, takes a delta and closes, and the finished ``item``.
@@ -76,6 +77,7 @@ class Action:
     kind: str | None = None             # feed
     part: str | None = None
     delta: Rule | None = None
+    final: Rule | None = None           # the whole text so far; the unsent rest becomes a delta
     key: Rule | None = None
     identity: Rule | None = None
     attributes: tuple[tuple[str, Rule], ...] = ()
@@ -129,9 +131,8 @@ def compile_stream(spec: dict[str, Any], compiler: RuleCompiler) -> StreamSpec:
                for action_id, rule in (section.get("rules") or {}).items()]
     by_key: dict[str, list[Action]] = {}
     always: list[Action] = []
-    ons = {a.id: (section["rules"][a.id].get("on")) for a in actions}
     for action in actions:
-        values = ons[action.id]
+        values = section["rules"][action.id].get("for")
         if values is None:
             always.append(action)
         else:
@@ -228,7 +229,8 @@ def _action(action_id: str, spec: dict[str, Any], kinds: dict[str, ItemKind], co
     def compiled(key: str) -> Rule | None:
         return compiler.compile(spec[key], where(f"{path}.{key}", spec, key)) if key in spec else None
 
-    common = dict(id=action_id, action=found[0], when=compiled("when"), each=compiled("each"))
+    common = dict(id=action_id, action=found[0], when=compiler.compile_guard(spec, rule_where),
+                  each=compiled("each"))
     if found[0] != "feed":
         return Action(**common, value=compiled(found[0]))
     kind_name, _, part = str(spec["feed"]).partition(".")
@@ -242,4 +244,5 @@ def _action(action_id: str, spec: dict[str, Any], kinds: dict[str, ItemKind], co
     attributes = tuple((name, compiler.compile(rule, where(f"{path}.set.{name}", spec["set"], name)))
                        for name, rule in (spec.get("set") or {}).items())
     return Action(**common, kind=kind_name, part=part or None, delta=compiled("delta"),
-                  key=compiled("key"), identity=compiled("identity"), attributes=attributes)
+                  final=compiled("final"), key=compiled("key"), identity=compiled("identity"),
+                  attributes=attributes)

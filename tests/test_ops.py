@@ -222,3 +222,13 @@ def test_id_prefix_with_its_own_separator() -> None:
     ctx = deterministic_context()
     assert run("{id: chatcmpl-}", {}, ctx) == "chatcmpl-0001"
     assert run("{id: resp}", {}, ctx) == "resp_0002"
+
+
+def test_when_and_unless_take_lists_of_conditions() -> None:
+    ctx = deterministic_context(request={"functions": [1]})
+    text = "{when: [a, $request.functions], unless: [b, c], value: ran}"
+    assert run(text, {"a": 1}, ctx) == "ran"
+    assert run(text, {"a": 1, "c": 1}, ctx) is None
+    assert run(text, {}, ctx) is None
+    assert run(text, {"a": 1}, deterministic_context()) is None
+    assert run("{unless: b, value: ran}", {"b": 0}) is None  # 0 is true in JMESPath

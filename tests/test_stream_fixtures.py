@@ -10,8 +10,11 @@ For every case the converted stream must:
 * satisfy the case's ``expect`` JMESPath assertions over ``{types, events, response}``;
 * match its snapshot.
 
-A case gives ``chunks`` (objects get a default chat-chunk envelope unless ``raw: true``; the string
-"[DONE]" is the sentinel) or raw ``sse`` text, plus an optional client ``request`` and ``options``.
+A case gives ``chunks`` (chat chunks for the openai-chat mapping; objects get a default chat-chunk
+envelope unless ``raw: true``; the string "[DONE]" is the sentinel), ``events`` (Responses events for
+the openai-responses mapping, written with their ``event:`` lines), or raw ``sse`` text, plus an
+optional client ``request`` and ``options``. For chat output, ``expect`` reads the chat checker's
+summary (``content``, ``tool_calls``, ``finish_reason``, ``usage``, ``error``...) plus ``chunks``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,11 @@ from support.sdk_replay import replay_chat_stream, replay_responses_stream, with
 ROOT = Path(__file__).parent / "mappings"
 CHUNK_ENVELOPE = {"id": "chatcmpl-fixture", "object": "chat.completion.chunk", "created": 1_700_000_000,
                   "model": "fixture-model"}
-DEFAULT_REQUEST = {"model": "fixture-model", "input": "hi", "stream": True}
+DEFAULT_REQUESTS = {  # by the API the client speaks
+    "openai.responses": {"model": "fixture-model", "input": "hi", "stream": True},
+    "openai.chat": {"model": "fixture-model", "messages": [{"role": "user", "content": "hi"}],
+                    "stream": True},
+}
 
 
 def _cases() -> list[Path]:
@@ -58,6 +65,10 @@ def mapping_for(mapping_id: str, options: dict[str, Any] | None) -> Any:
 def upstream_bytes(case: dict[str, Any]) -> bytes:
     if "sse" in case:
         return case["sse"].encode()
+    if "events" in case:
+        return b"".join(b"data: [DONE]\n\n" if event == "[DONE]" else
+                        b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+                        for event in case["events"])
     frames = []
     for chunk in case["chunks"]:
         if chunk == "[DONE]":
@@ -91,7 +102,7 @@ def test_stream_fixture(path: Path, snapshot: Any) -> None:
     assert case.get("description") and case.get("expect")
     options = case.get("options")
     mapping = mapping_for(path.parent.parent.name, options)
-    request = case.get("request", DEFAULT_REQUEST)
+    request = case.get("request", DEFAULT_REQUESTS[mapping.from_api])
     raw = upstream_bytes(case)
 
     whole = convert(mapping, [raw], request)
@@ -105,16 +116,32 @@ def test_stream_fixture(path: Path, snapshot: Any) -> None:
         check_responses_stream(events, allow_completed_incomplete=bool(
             (options or {}).get("incomplete_as_completed")))
         _check_with_sdk(whole, events, request)
+        scope = summary(events)
     else:
-        check_chat_stream(events)
-        replay = replay_chat_stream(whole, request=request)
-        assert replay.verdict in ("accepted", "accepted-finish-error", "error-surfaced"), replay.error
+        wants_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+        scope = check_chat_stream(events, expect_usage=wants_usage)
+        scope["chunks"] = [e for e in events if isinstance(e, dict)]
+        _check_chat_with_sdk(whole, scope, request)
 
-    scope = summary(events)
     for expression, wanted in case["expect"].items():
         got = jmespath.search(expression, scope)
         assert got == wanted, f"{expression}: expected {wanted!r}, got {got!r}"
-    assert scope["events"] == snapshot(extension_class=JSONSnapshotExtension)
+    assert [e for e in events if isinstance(e, dict)] == snapshot(extension_class=JSONSnapshotExtension)
+
+
+def _check_chat_with_sdk(body: bytes, scope: dict[str, Any], request: dict[str, Any]) -> None:
+    sdk_request = {key: value for key, value in request.items() if key not in ("stream", "stream_options")}
+    replay = replay_chat_stream(body, request=sdk_request)
+    if scope.get("error"):
+        assert replay.verdict == "error-surfaced", (replay.verdict, replay.error)
+        return
+    # the SDK raises on length and content_filter finishes by design, with the completion attached
+    assert replay.verdict in ("accepted", "accepted-finish-error"), (replay.verdict, replay.error)
+    message = replay.final["choices"][0]["message"]
+    assert (message.get("content") or "") == (scope["content"] or "")
+    calls = [(c["id"], c["function"]["name"], c["function"]["arguments"])
+             for c in message.get("tool_calls") or []]
+    assert calls == [(c["id"], c["name"], c["arguments"]) for c in scope["tool_calls"]]
 
 
 def _check_with_sdk(body: bytes, events: list[Any], request: dict[str, Any]) -> None:

@@ -11,8 +11,6 @@ byte splits, and be accepted by the official SDK with the same final response.
 
 from __future__ import annotations
 
-import json
-import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +21,12 @@ from hypothesis import strategies as st
 from mapper.engine import load_mapping
 from mapper.engine.context import deterministic_context
 from mapper.engine.streaming import translate_stream
+from support.generators import ARGUMENTS, NAMES, TEXT, byte_pieces, fragments
 from support.invariants import check_responses_stream, parse_sse_events
 from support.sdk_replay import replay_responses_stream, without_sdk_fields
 
 MAPPING = load_mapping("openai-chat")
 ENVELOPE = {"id": "chatcmpl-prop", "object": "chat.completion.chunk", "created": 1, "model": "prop"}
-TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
-               max_size=40)
-NAMES = st.text(alphabet=string.ascii_letters + "_", min_size=1, max_size=12)
-ARGUMENTS = st.dictionaries(NAMES, st.one_of(st.integers(), TEXT, st.booleans()), max_size=3).map(
-    lambda value: json.dumps(value, ensure_ascii=False))
 
 
 @dataclass
@@ -62,14 +56,6 @@ def plans(draw: Any) -> Plan:
                 layout=draw(st.sampled_from(["sequential", "interleaved", "one_chunk", "ollama"])),
                 resend_ids=draw(st.booleans()), finish=draw(st.sampled_from(finishes)),
                 usage=draw(st.booleans()), done=draw(st.booleans()))
-
-
-def fragments(draw: Any, text: str) -> list[str]:
-    """``text`` cut at random character offsets; the pieces join back to it."""
-    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(text) - 1)), max_size=6))))
-    cuts = [c for c in cuts if 0 < c < len(text)]
-    edges = [0, *cuts, len(text)]
-    return [text[a:b] for a, b in zip(edges, edges[1:])]
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -137,9 +123,7 @@ def convert(pieces: list[bytes]) -> bytes:
 def test_generated_streams_convert_correctly(data: Any) -> None:
     plan = data.draw(plans())
     raw = sse(render(data.draw, plan))
-    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(raw)), max_size=12))))
-    edges = [0, *cuts, len(raw)]
-    pieces = [raw[a:b] for a, b in zip(edges, edges[1:])]
+    pieces = byte_pieces(data.draw, raw)
 
     whole = convert([raw])
     assert convert(pieces) == whole
