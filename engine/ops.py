@@ -24,7 +24,6 @@ hand-written lookup; everything else is a small closure with no per-call dispatc
 
 from __future__ import annotations
 
-import copy
 import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -410,7 +409,7 @@ def _assemble(source: Rule, modifiers: list[Callable[..., Json]], spec: dict[str
               when: Rule | None, path: tuple[str | int, ...]) -> Rule:
     """Join source, modifiers, ``required`` and ``default`` into one closure, specialised."""
     has_default = "default" in spec
-    default = spec.get("default")
+    default = plain(spec.get("default"))  # not the loader's node: it must not reach the output
     mutable_default = isinstance(default, (list, dict))
     required = bool(spec.get("required"))
     modifiers_t = tuple(modifiers)
@@ -436,7 +435,7 @@ def _assemble(source: Rule, modifiers: list[Callable[..., Json]], spec: dict[str
             if required:
                 raise CoercionError("required value is missing").at(*path)
             if mutable_default:
-                return copy.deepcopy(default)
+                return copy_json(default)
             return default
         return value
 
@@ -452,10 +451,10 @@ def _suggest(name: Any, known: Iterable[str]) -> str:
 def _literal(value: Json) -> Rule:
     if isinstance(value, (list, dict)):
         if not value:
-            factory = type(value)
+            factory = list if isinstance(value, list) else dict
             return lambda scope, ctx: factory()
         frozen = plain(value)
-        return lambda scope, ctx: copy.deepcopy(frozen)
+        return lambda scope, ctx: copy_json(frozen)
     constant = plain(value)
     return lambda scope, ctx: constant
 
@@ -471,8 +470,22 @@ def plain(value: Json) -> Json:
     return value
 
 
+def copy_json(value: Json) -> Json:
+    """A deep copy of plain JSON data; much cheaper than ``copy.deepcopy``, which handles anything."""
+    kind = value.__class__
+    if kind is dict:
+        return {key: copy_json(item) for key, item in value.items()}
+    if kind is list:
+        return [copy_json(item) for item in value]
+    return value
+
+
 def _fresh(value: Json) -> Json:
-    return copy.deepcopy(value) if isinstance(value, (list, dict)) else value
+    """A table cell handed out: containers are copied so that no output shares them."""
+    kind = value.__class__
+    if kind is tuple:  # a whole row of a table with columns
+        return [copy_json(item) for item in value]
+    return copy_json(value) if kind is dict or kind is list else value
 
 
 def _identity(scope: Json, ctx: Context) -> Json:

@@ -72,6 +72,19 @@ def _output_schema(mapping: Any, kind: str) -> str:
     return "error"
 
 
+def assert_plain_json(value: Any, path: str = "$") -> None:
+    """Only JSON's own types: no loader nodes, tuples or shared mapping objects leak out."""
+    kind = type(value)
+    assert kind in (dict, list, str, int, float, bool, type(None)), f"{path} is a {kind.__name__}"
+    if kind is dict:
+        for key, item in value.items():
+            assert type(key) is str, f"{path} has a non-string key {key!r}"
+            assert_plain_json(item, f"{path}.{key}")
+    elif kind is list:
+        for index, item in enumerate(value):
+            assert_plain_json(item, f"{path}[{index}]")
+
+
 def test_there_are_cases() -> None:
     assert CASES, f"no fixtures found under {ROOT} (MAPPER_CASE={os.environ.get('MAPPER_CASE')})"
 
@@ -92,6 +105,7 @@ def test_fixture(path: Path, snapshot: Any) -> None:
         return
 
     output = _convert(mapping, kind, case)
+    assert_plain_json(output)
     assert_valid(_output_schema(mapping, kind), output)
     assert case.get("expect"), "a converting case needs semantic assertions, not just a snapshot"
     for expression, wanted in case["expect"].items():
