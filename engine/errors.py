@@ -6,7 +6,8 @@
     │   ├── UnknownFunction        M102  ``fn:`` names no registered function
     │   ├── OverlayError           M103  ``extends`` cannot be resolved or its version does not match
     │   ├── ExpressionError        M104  a JMESPath or Jinja2 expression does not compile
-    │   └── ReferenceError_        M105  ``apply``/``lookup`` names no map or table
+    │   ├── ReferenceError_        M105  ``apply``/``lookup`` names no map or table
+    │   └── ConfigError            M106  a routes file is wrong (engine/proxy/config.py)
     ├── ConversionError            M201  run: a payload cannot be converted (rule id, input path)
     │   ├── RejectedField          M202  the mapping refuses a field or a value on purpose
     │   ├── CoercionError          M203  a value has the wrong type (``as:``) or is missing (``required``)

@@ -1,0 +1,230 @@
+"""The ASGI application behind ``mapper serve``: paths, auth, body, routing, conversion, answers.
+
+A plain ASGI callable (the shape of a Starlette middleware, with no framework underneath), because
+the proxy must decide exactly when its status line goes out and must see ``http.disconnect``.
+
+    POST /v1/responses, /v1/chat/completions   the paths the routes' mappings serve (``from`` API)
+    GET  /v1/models                            routed model names (``engine.proxy.models``)
+    GET  /health                               liveness, no auth
+
+A ``/v1``-less path (``/responses``) is served too, for clients whose base URL lacks ``/v1``.
+
+Every request is answered, whatever happens. Bad input is a 4xx in the OpenAI error shape whose
+``param`` names the field (malformed JSON, a missing or mistyped ``model``, anything the mapping
+refuses, a body over the limit); an upstream failure is relayed or becomes 502/504
+(``engine.proxy.exchange``); and a bug in mapper is an OpenAI-shaped 500 before the first byte, or
+``error`` + ``response.failed`` after it, never a dropped connection. One JSON log line per request.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import orjson
+
+from ..context import Context
+from ..errors import ConversionError
+from ..streaming import StreamSession
+from ..types import Json, JsonObject
+from .auth import Auth
+from .config import ProxyConfig
+from .disconnect import run_until_disconnect
+from .exchange import Call, forward
+from .http import (ClientGone, HttpError, Receive, Responder, Scope, Send, error_body, read_body)
+from .logs import LOGGER, Redactor, RequestLog
+from .models import list_models
+from .upstream import Upstream
+
+__all__ = ["ProxyApp"]
+
+HEALTH_PATHS = frozenset({"/health", "/healthz"})
+MODELS_PATHS = frozenset({"/v1/models", "/models"})
+_INTERNAL = "mapper failed on this request (an internal error; the server log has the details)"
+
+
+class ProxyApp:
+    """The proxy: ``ProxyApp(config)`` is an ASGI app. One per process; it owns the upstream pool."""
+
+    def __init__(self, config: ProxyConfig, *, upstream: Upstream | None = None,
+                 new_context: Callable[[], Context] = Context) -> None:
+        self.config = config
+        self.upstream = upstream or Upstream(config.transport)
+        self.auth = Auth.of(config.proxy_keys)
+        self.redactor = Redactor(config.secrets())
+        self.new_context = new_context  # tests pass deterministic_context
+        paths = config.router.paths
+        self._posts = {path: path for path in paths} | {path.removeprefix("/v1"): path for path in paths}
+
+    async def aclose(self) -> None:
+        """Close the upstream pool (the lifespan shutdown does this under a server)."""
+        await self.upstream.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    # -- lifespan -------------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.upstream.client()  # the pool belongs to the server's event loop
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.upstream.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- one request ------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = "req_" + os.urandom(12).hex()
+        path = scope["path"].rstrip("/") or "/"
+        log = RequestLog(request_id, scope["method"], path)
+        respond = Responder(send, [(b"x-request-id", request_id.encode())])
+        try:
+            await self._route(scope, receive, respond, log, path)
+        except HttpError as refusal:
+            log.error = str(refusal)
+            await respond.json(refusal.status, refusal.body, refusal.headers)
+        except ClientGone:
+            log.client_disconnected = True
+        except Exception:  # a bug in mapper: still an answer, and a traceback in the log
+            LOGGER.exception("internal error", extra={"fields": {"request_id": request_id}})
+            log.error = "internal error"
+            if not respond.started:
+                await respond.json(500, error_body(_INTERNAL, "server_error", code="internal_error"))
+            elif not respond.finished:
+                await respond.end()
+        finally:
+            log.status = respond.status or (499 if log.client_disconnected else None)
+            log.first_byte_at = respond.first_byte_at
+            LOGGER.info("request", extra={"fields": log.fields()})
+
+    async def _route(self, scope: Scope, receive: Receive, respond: Responder, log: RequestLog,
+                     path: str) -> None:
+        method = scope["method"]
+        if path in HEALTH_PATHS:
+            _allow(method, "GET")
+            await respond.json(200, {"status": "ok"})
+        elif path in MODELS_PATHS:
+            _allow(method, "GET")
+            await self._models(scope, receive, respond)
+        elif path in self._posts:
+            _allow(method, "POST")
+            await self._convert_and_forward(scope, receive, respond, log, self._posts[path])
+        else:
+            raise HttpError(404, error_body(f"Invalid URL ({method} {path})", "invalid_request_error"))
+
+    async def _models(self, scope: Scope, receive: Receive, respond: Responder) -> None:
+        authorization = self.auth.check(scope)
+        redactor = self.redactor.with_secret(_token(authorization))
+        body: list[Json] = []
+
+        async def work() -> None:
+            body.append(await list_models(self.config.router.routes, self.upstream, self.auth,
+                                          authorization, redactor))
+
+        if await run_until_disconnect(receive, work(), lambda: respond.finished):
+            raise ClientGone()
+        await respond.json(200, body[0])
+
+    async def _convert_and_forward(self, scope: Scope, receive: Receive, respond: Responder,
+                                   log: RequestLog, path: str) -> None:
+        authorization = self.auth.check(scope)
+        body = _parse(await read_body(scope, receive, self.config.max_body_bytes))
+        call = self._prepare(body, path, authorization, respond, log)
+        try:
+            log.client_disconnected = await run_until_disconnect(
+                receive, forward(call, self.upstream), lambda: respond.finished)
+        except Exception:
+            if call.session is None or not respond.started or respond.finished:
+                raise
+            # a bug mid-stream: the client still gets error + response.failed, not a cut stream
+            LOGGER.exception("internal error mid-stream",
+                             extra={"fields": {"request_id": log.request_id}})
+            log.error = "internal error"
+            await respond.end(call.session.abort(_INTERNAL, code="server_error"))
+
+    def _prepare(self, body: JsonObject, path: str, authorization: str | None,
+                 respond: Responder, log: RequestLog) -> Call:
+        """Route and convert the request: everything decided before the upstream is called."""
+        model = _model(body)
+        log.model = model
+        route = self.config.router.match(path, model)
+        if route is None:
+            raise HttpError(404, error_body(f"The model `{model}` does not exist or no route of this "
+                                            "proxy serves it.", "invalid_request_error", "model",
+                                            "model_not_found"))
+        log.route = route.name
+        log.stream = stream = body.get("stream") is True
+        try:
+            converted = route.mapping.convert_request(body, ctx=self.new_context())
+            session = StreamSession(route.mapping, request=body, ctx=self.new_context()) \
+                if stream else None
+        except ConversionError as error:
+            raise HttpError(400, error_body(error.message, "invalid_request_error", error.param,
+                                            error.code)) from None
+        if route.model is not None:
+            converted["model"] = route.model
+        log.upstream_model = converted.get("model")
+        try:
+            url = route.url(log.upstream_model)
+        except ValueError as error:  # the mapping's upstream_path names {model}, and there is none
+            raise HttpError(400, error_body(str(error), "invalid_request_error", "model")) from None
+        log.dropped = route.mapping.dropped_fields(body)
+        if log.dropped:
+            # dropped on purpose by the mapping: a visible warning rather than a silent loss
+            respond.headers.append((b"x-mapper-dropped", ",".join(log.dropped).encode()))
+        redactor = self.redactor.with_secret(_token(authorization))
+        if self.config.log_bodies:
+            log.bodies["request_body"] = redactor.json(body)
+            log.bodies["upstream_body"] = redactor.json(converted)
+        headers = {"content-type": "application/json",
+                   "accept": "text/event-stream" if stream else "application/json",
+                   **self.auth.upstream_headers(route, authorization)}
+        return Call(route=route, url=url, request=body, payload=orjson.dumps(converted),
+                    headers=headers, respond=respond, log=log, redactor=redactor,
+                    new_context=self.new_context, session=session,
+                    log_bodies=self.config.log_bodies)
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise HttpError(405, error_body(f"Method {method} is not allowed here; use {allowed}.",
+                                        "invalid_request_error"), [(b"allow", allowed.encode())])
+
+
+def _parse(raw: bytes) -> JsonObject:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise HttpError(400, error_body(f"We could not parse the JSON body of your request ({error}).",
+                                        "invalid_request_error", code="invalid_json")) from None
+    if not isinstance(body, dict):
+        raise HttpError(400, error_body("The request body must be a JSON object.",
+                                        "invalid_request_error", code="invalid_json"))
+    return body
+
+
+def _model(body: JsonObject) -> str:
+    model = body.get("model")
+    if model is None:
+        raise HttpError(400, error_body("Missing required parameter: 'model'.",
+                                        "invalid_request_error", "model",
+                                        "missing_required_parameter"))
+    if not isinstance(model, str) or not model:
+        raise HttpError(400, error_body("Invalid type for 'model': expected a non-empty string.",
+                                        "invalid_request_error", "model", "invalid_type"))
+    return model
+
+
+def _token(authorization: str | None) -> str | None:
+    """The secret part of an ``Authorization`` value, for redaction."""
+    if not authorization:
+        return None
+    return authorization.partition(" ")[2].strip() or authorization

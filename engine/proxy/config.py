@@ -1,0 +1,332 @@
+"""What ``mapper serve`` runs on: the options it was given, and the routes and keys they resolve to.
+
+``ServeOptions`` is what the command line says, as plain values: it can be written to an
+environment variable and read back by each ``--workers`` process. ``build_config`` turns it into a
+``ProxyConfig`` (compiled mappings, normalised URLs, keys read from the environment), once, at
+start-up, so that a wrong flag, routes file, mapping or missing variable stops the server before
+it listens, with every problem reported at once and located (file and line for a routes file).
+
+Routes come from the flags (``--mapping``, ``--upstream``: one default route) or from a routes
+file (``--config``, YAML or JSON, checked against ``schemas/routes-1.schema.json``). Keys are never
+written in a file or a flag: both name the environment variables that hold them. Timeouts layer:
+built-in defaults, then the ``--*-timeout`` flags, then the file's ``timeouts``, then the route's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping as EnvMapping
+
+import jsonschema
+import orjson
+
+from .. import load_mapping
+from ..errors import MapperError, SpecError, SpecErrors
+from ..load import PACKAGE_ROOT, read_yaml
+from ..mapping import Mapping
+from .routes import Route, Router
+from ..upstream_target import API_PATHS, auth_headers, endpoint_url
+from .upstream import TRANSPORTS, Timeouts, base_url
+
+__all__ = ["ConfigError", "ProxyConfig", "ServeOptions", "build_config"]
+
+ROUTES_SCHEMA = PACKAGE_ROOT / "schemas" / "routes-1.schema.json"
+DEFAULT_MAX_BODY_BYTES = 16 << 20
+OPTIONS_ENV = "MAPPER_SERVE_OPTIONS"  # how ``--workers`` processes receive the options
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SHOWN_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")  # names safe to echo (not a pasted key)
+
+
+class ConfigError(SpecError):
+    """The proxy's configuration is wrong: a flag, a routes file or an environment variable."""
+
+    code = "M106"
+
+    @property
+    def location(self) -> str:
+        if self.file is None:
+            return "mapper serve"
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The options of ``mapper serve``, as plain values (JSON round-trips them to workers)."""
+
+    mapping: str | None = None
+    overlays: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    upstream: str | None = None
+    api_key_env: str | None = None
+    proxy_key_env: str | None = None
+    config: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    log_bodies: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+    idle_timeout: float | None = None
+    transport: str = "aiohttp"
+
+    def to_json(self) -> str:
+        return orjson.dumps(asdict(self)).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> "ServeOptions":
+        values = orjson.loads(text)
+        values["overlays"] = tuple(values.get("overlays") or ())
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Everything the proxy app needs, resolved. Immutable; shared by all requests."""
+
+    router: Router
+    proxy_keys: tuple[str, ...] = field(default=(), repr=False)  # non-empty: held-key mode
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    log_bodies: bool = False
+    transport: str = "aiohttp"
+
+    @property
+    def held_keys(self) -> bool:
+        """True when clients must present one of ``proxy_keys``."""
+        return bool(self.proxy_keys)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every key this process knows, for redaction."""
+        keys = [*self.proxy_keys, *(route.api_key for route in self.router.routes if route.api_key)]
+        return tuple(dict.fromkeys(keys))
+
+
+def build_config(options: ServeOptions, env: EnvMapping[str, str] | None = None) -> ProxyConfig:
+    """Resolve ``options`` into a ``ProxyConfig``; raises ``ConfigError``/``SpecErrors``."""
+    env = os.environ if env is None else env
+    if options.transport not in TRANSPORTS:
+        raise ConfigError(f"unknown upstream transport {options.transport!r}; "
+                          f"known: {', '.join(sorted(TRANSPORTS))}")
+    if options.max_body_bytes <= 0:
+        raise ConfigError("--max-body-bytes must be positive")
+    timeouts = Timeouts().replace(connect=options.connect_timeout, read=options.read_timeout,
+                                  idle=options.idle_timeout)
+    if options.config:
+        if options.mapping or options.upstream or options.api_key_env:
+            raise ConfigError("--config cannot be combined with --mapping, --upstream or "
+                              "--api-key-env: the routes file says those per route")
+        routes, keys_env = read_routes_file(Path(options.config), timeouts, env)
+        keys_env = options.proxy_key_env or keys_env
+    else:
+        routes = [_flag_route(options, timeouts, env)]
+        keys_env = options.proxy_key_env
+    proxy_keys = _proxy_keys(keys_env, env) if keys_env else ()
+    return ProxyConfig(router=Router.of(routes), proxy_keys=proxy_keys,
+                       max_body_bytes=options.max_body_bytes, log_bodies=options.log_bodies,
+                       transport=options.transport)
+
+
+# -- the flags --------------------------------------------------------------------------------
+
+
+def _flag_route(options: ServeOptions, timeouts: Timeouts, env: EnvMapping[str, str]) -> Route:
+    if not options.mapping or not options.upstream:
+        raise ConfigError("give --mapping and --upstream, or --config with a routes file")
+    try:
+        upstream = base_url(options.upstream)
+    except ValueError as error:
+        raise ConfigError(f"--upstream: {error}") from None
+    mapping = _mapping(options.mapping, tuple(options.overlays), options.options)
+    _check_mapping(mapping, "--mapping")
+    api_key = _env_key(options.api_key_env, env, "--api-key-env") if options.api_key_env else None
+    return Route(name="default", pattern=None, upstream=upstream, mapping=mapping, api_key=api_key,
+                 api_key_env=options.api_key_env, timeouts=timeouts)
+
+
+def _proxy_keys(name: str, env: EnvMapping[str, str]) -> tuple[str, ...]:
+    raw = _env_key(name, env, "proxy keys (--proxy-key-env / proxy_keys_env)")
+    keys = tuple(dict.fromkeys(key.strip() for key in raw.split(",") if key.strip()))
+    if not keys:
+        raise ConfigError("the proxy keys variable holds no key (expected KEY1,KEY2,...)")
+    return keys
+
+
+def _env_key(name: str, env: EnvMapping[str, str], what: str, **where: Any) -> str:
+    """The value of the environment variable ``name``; the error never echoes a pasted key."""
+    if not _ENV_NAME.match(name):
+        raise ConfigError(f"{what} takes the NAME of an environment variable (letters, digits, _), "
+                          "not a key", **where)
+    value = env.get(name, "").strip()
+    if not value:
+        shown = f"${name}" if _SHOWN_ENV_NAME.match(name) else "the variable it names"
+        raise ConfigError(f"{what}: {shown} is not set or empty", **where)
+    return value
+
+
+def _check_mapping(mapping: Mapping, place: str, **location: Any) -> None:
+    """The mapping's APIs have paths, and its upstream options (path, query, header) are sound."""
+    for api in (mapping.from_api, mapping.to_api):
+        if api not in API_PATHS:
+            raise ConfigError(f"{place}: mapping '{mapping.id}' uses API {api!r}, which the proxy "
+                              f"cannot serve (known: {', '.join(sorted(API_PATHS))})", **location)
+    try:
+        endpoint_url("http://upstream/v1", mapping.options, api=mapping.to_api, model="model")
+        auth_headers(mapping.options, "key")
+    except ValueError as error:
+        raise ConfigError(f"{place}: {error}", **location) from None
+
+
+@lru_cache(maxsize=64)
+def _compiled(reference: str, overlays: tuple[str, ...], options_json: str) -> Mapping:
+    options = orjson.loads(options_json) or None
+    return load_mapping(reference, overlays=overlays, options=options)
+
+
+def _mapping(reference: str, overlays: tuple[str, ...], options: dict[str, Any]) -> Mapping:
+    """Compile a mapping once per distinct (mapping, overlays, options); routes share it."""
+    return _compiled(reference, overlays, orjson.dumps(options or {}, option=orjson.OPT_SORT_KEYS)
+                     .decode())
+
+
+# -- the routes file ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(orjson.loads(ROUTES_SCHEMA.read_bytes()))
+
+
+def read_routes_file(path: Path, timeouts: Timeouts,
+                     env: EnvMapping[str, str]) -> tuple[list[Route], str | None]:
+    """Routes and the proxy-keys variable name from a routes file; every problem, located."""
+    display = str(path)
+    if not path.is_file():
+        raise ConfigError("no such routes file", file=display)
+    document = read_yaml(path, display)
+    problems = [_schema_problem(error, document, display)
+                for error in _validator().iter_errors(document)]
+    if problems:
+        raise _all(problems)
+    file_timeouts = timeouts.replace(**document.get("timeouts", {}))
+    routes: list[Route] = []
+    reported: set[str] = set()  # default routes already reported as shadowing others
+    for name, node in document["routes"].items():
+        try:
+            route = _file_route(name, node, path, file_timeouts, env)
+        except ConfigError as error:
+            problems.append(error)
+            continue
+        shadowing = next((r for r in routes if r.pattern is None and r.path == route.path), None)
+        if shadowing is not None and shadowing.name not in reported:
+            reported.add(shadowing.name)
+            # first match wins: nothing after a default route for the same path is ever used
+            problems.append(_at(document["routes"], shadowing.name,
+                                f"routes.{shadowing.name}: a route without `match` is the default "
+                                f"route for {route.path} and must be the last of its path "
+                                f"(routes.{name} follows it)"))
+        routes.append(route)
+    if problems:
+        raise _all(problems)
+    return routes, document.get("proxy_keys_env")
+
+
+def _file_route(name: str, node: Any, path: Path, timeouts: Timeouts,
+                env: EnvMapping[str, str]) -> Route:
+    where = f"routes.{name}"
+    pattern = None
+    if "match" in node:
+        try:
+            pattern = re.compile(node["match"])
+        except re.error as error:
+            raise _at(node, "match", f"{where}.match: not a regular expression: {error}") from None
+    try:
+        upstream = base_url(node["upstream"])
+    except ValueError as error:
+        raise _at(node, "upstream", f"{where}.upstream: {error}") from None
+    mapping = _route_mapping(node, path, where)
+    api_key = None
+    if "api_key_env" in node:
+        file, line = _line(node, "api_key_env")
+        api_key = _env_key(node["api_key_env"], env, f"{where}.api_key_env", file=file, line=line,
+                           rule=where)
+    return Route(name=name, pattern=pattern, upstream=upstream, mapping=mapping,
+                 model=node.get("model"), api_key=api_key, api_key_env=node.get("api_key_env"),
+                 timeouts=timeouts.replace(**node.get("timeouts", {})),
+                 models=tuple(node.get("models", ())))
+
+
+def _route_mapping(node: Any, path: Path, where: str) -> Mapping:
+    def near(reference: str) -> str:
+        candidate = path.parent / reference  # files are relative to the routes file
+        return str(candidate) if candidate.is_file() else reference
+
+    try:
+        mapping = _mapping(near(node["mapping"]), tuple(near(o) for o in node.get("overlays", ())),
+                           dict(node.get("options", {})))
+    except MapperError as error:
+        detail = str(error).replace("\n", "\n    ")
+        raise _at(node, "mapping", f"{where}.mapping: cannot load {node['mapping']!r}:\n    {detail}") \
+            from None
+    file, line = _line(node, "mapping")
+    _check_mapping(mapping, f"{where}.mapping", file=file, line=line, rule=where)
+    return mapping
+
+
+def _schema_problem(error: jsonschema.ValidationError, document: Any, display: str) -> ConfigError:
+    path = list(error.absolute_path)
+    message = error.message
+    node = error.instance
+    file, line = _walk(document, path, display)
+    if error.validator == "additionalProperties" and isinstance(node, dict):
+        allowed = error.schema.get("properties", {})
+        extras = [key for key in node if key not in allowed]
+        if extras:
+            file, line = _line(node, extras[0]) if hasattr(node, "key_lines") else (file, line)
+            path = path + [extras[0]]
+            message = f"unknown key {', '.join(repr(key) for key in extras)}"
+            if any("key" in str(key).lower() for key in extras):
+                message += " (keys are never written in the file: name an environment variable " \
+                           "with api_key_env or proxy_keys_env)"
+    if path and path[-1] in ("api_key_env", "proxy_keys_env"):
+        # jsonschema quotes the value, and a wrong value here is often the key itself
+        message = "takes the NAME of an environment variable (letters, digits, _), not a key"
+    where = ".".join(str(part) for part in path) or "<root>"
+    return ConfigError(f"{where}: {message}", file=file or display, line=line)
+
+
+def _walk(document: Any, path: list[Any], display: str) -> tuple[str, int | None]:
+    """The file and line of the deepest node of ``path`` the loader located."""
+    node, file, line = document, getattr(document, "file", display), getattr(document, "line", None)
+    for key in path:
+        key_lines = getattr(node, "key_lines", None)
+        keyed = bool(key_lines) and key in key_lines
+        if keyed:
+            file, line = key_lines[key]  # the key's line reads better than its value's
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            break
+        if not keyed:
+            file, line = getattr(node, "file", file), getattr(node, "line", line)
+    return file, line
+
+
+def _line(node: Any, key: str | None) -> tuple[str | None, int | None]:
+    key_lines = getattr(node, "key_lines", {})
+    if key is not None and key in key_lines:
+        return key_lines[key]
+    return getattr(node, "file", None), getattr(node, "line", None)
+
+
+def _at(node: Any, key: str | None, message: str) -> ConfigError:
+    file, line = _line(node, key)
+    return ConfigError(message, file=file, line=line)
+
+
+def _all(problems: list[SpecError]) -> SpecError:
+    problems.sort(key=lambda problem: (problem.file or "", problem.line or 0))
+    return problems[0] if len(problems) == 1 else SpecErrors(problems)

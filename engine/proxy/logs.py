@@ -1,0 +1,166 @@
+"""Structured logs: one JSON line per request, and redaction so that no key reaches a log or a client.
+
+Each request fills a ``RequestLog`` as it goes (route, model, statuses, timings, tokens) and the
+app writes it once at the end through the ``mapper.proxy`` logger, with the fields in
+``record.fields``; ``JsonLines`` formats any record as one JSON object per line, so uvicorn's own
+messages come out the same way. Bodies are not logged unless ``--log-bodies`` asks for them.
+
+``Redactor`` removes secrets from text and JSON: the keys this process knows (proxy keys, held
+upstream keys, the client's own key in pass-through mode), anything shaped like a bearer token or
+an ``sk-`` key, and the values of fields named like credentials. It guards log lines and the
+error messages relayed from upstreams (OpenAI's 401 quotes part of the key it rejected).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, TextIO
+
+import orjson
+
+from ..types import Json
+
+__all__ = ["LOGGER", "JsonLines", "Redactor", "RequestLog", "configure_logging"]
+
+LOGGER = logging.getLogger("mapper.proxy")
+REDACTED = "[REDACTED]"
+_TOKEN_SHAPES = re.compile(
+    r"(?i)(?P<scheme>\bbearer\s+)[^\s\"',;]+"  # Authorization values
+    r"|\bsk-[A-Za-z0-9_*.\-]{6,}"  # OpenAI-style keys, masked or not
+)
+_SECRET_FIELDS = frozenset({"api_key", "apikey", "api-key", "x-api-key", "authorization",
+                            "password", "secret", "access_token", "refresh_token"})
+
+
+class Redactor:
+    """Removes known secrets and key-shaped strings from text and JSON values."""
+
+    __slots__ = ("secrets",)
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # longest first, so that a key containing another key is removed whole
+        self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+
+    def with_secret(self, secret: str | None) -> "Redactor":
+        """A redactor that also removes ``secret`` (e.g. a client's own key)."""
+        if not secret or secret in self.secrets:
+            return self
+        return Redactor((*self.secrets, secret))
+
+    def text(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return _TOKEN_SHAPES.sub(_shape, text)
+
+    def json(self, value: Json) -> Json:
+        """A copy of ``value`` with every string redacted and credential-named fields blanked."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {key: REDACTED if str(key).lower() in _SECRET_FIELDS and value[key]
+                    else self.json(value[key]) for key in value}
+        if isinstance(value, list):
+            return [self.json(element) for element in value]
+        return value
+
+
+def _shape(match: re.Match[str]) -> str:
+    return f"{match.group('scheme')}{REDACTED}" if match.group("scheme") else REDACTED
+
+
+@dataclass(slots=True)
+class RequestLog:
+    """What one request did, filled in as it goes, written as one line at the end."""
+
+    request_id: str
+    method: str
+    path: str
+    started: float = field(default_factory=time.perf_counter)
+    route: str | None = None
+    model: str | None = None
+    upstream_model: str | None = None
+    stream: bool | None = None
+    status: int | None = None
+    upstream_status: int | None = None
+    first_byte_at: float | None = None
+    usage: Json = None
+    error: str | None = None
+    dropped: list[str] = field(default_factory=list)
+    client_disconnected: bool = False
+    bodies: dict[str, Json] = field(default_factory=dict)  # only with --log-bodies
+
+    def fields(self) -> dict[str, Json]:
+        """The log line's fields; absent values are left out."""
+        now = time.perf_counter()
+        line: dict[str, Json] = {
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+            "route": self.route,
+            "model": self.model,
+            "upstream_model": self.upstream_model if self.upstream_model != self.model else None,
+            "stream": self.stream,
+            "status": self.status,
+            "upstream_status": self.upstream_status,
+            "duration_ms": round((now - self.started) * 1000, 1),
+            "ttfb_ms": (round((self.first_byte_at - self.started) * 1000, 1)
+                        if self.first_byte_at is not None else None),
+            "tokens": tokens(self.usage),
+            "error": self.error,
+            "dropped": self.dropped or None,
+            "client_disconnected": self.client_disconnected or None,
+            **self.bodies,
+        }
+        return {name: value for name, value in line.items() if value is not None}
+
+
+def tokens(usage: Json) -> dict[str, int] | None:
+    """``{"input", "output", "total"}`` from Responses or Chat usage."""
+    if not isinstance(usage, dict):
+        return None
+    found = {
+        "input": usage.get("input_tokens", usage.get("prompt_tokens")),
+        "output": usage.get("output_tokens", usage.get("completion_tokens")),
+        "total": usage.get("total_tokens"),
+    }
+    found = {name: count for name, count in found.items() if isinstance(count, int)}
+    return found or None
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line: time, level, logger, event, then the record's ``fields``."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self.redactor = redactor or Redactor()
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc)
+                            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return self.redactor.text(orjson.dumps(line, default=str).decode())
+
+
+def configure_logging(redactor: Redactor, stream: TextIO | None = None,
+                      level: int = logging.INFO) -> None:
+    """JSON lines on stderr for mapper's and uvicorn's loggers (not the root logger)."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLines(redactor))
+    for name in ("mapper", "uvicorn"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+    logging.getLogger("uvicorn.access").disabled = True  # the proxy writes its own request line

@@ -1,0 +1,318 @@
+"""The upstream leg: one pooled HTTP client per process, its transport, its timeouts, its URLs.
+
+The proxy talks to upstreams through ``httpx``'s API, but not through httpx's default connection
+pool: under concurrency that pool collapses (encode/httpx#3215, throughput falls from about 1.1k to
+about 0.3k requests/s between 1 and 64 concurrent requests). The default transport is therefore
+``httpx_aiohttp.AiohttpTransport`` (aiohttp's pool behind the httpx API). ``TRANSPORTS`` holds the
+choices by name so that ``mapper serve --upstream-transport httpx`` (and the benchmark) can compare.
+
+Timeouts are three, because an LLM answers in two phases:
+
+* ``connect``: the TCP (and TLS) connection, enforced by the transport;
+* ``read``: from sending the request to the first piece of the answer's body. A non-streamed
+  completion often sends nothing until the whole answer is ready, and a stream may send its head
+  at once but its first token only after a long prompt, so this one is long;
+* ``idle``: the longest silence between two pieces of the body once it has begun.
+
+``read`` and ``idle`` are enforced here with ``asyncio.timeout`` rather than by the transport,
+whose single read timeout cannot tell the two phases apart. Every failure becomes an
+``UpstreamError`` whose status says what the client gets: 502 when the upstream cannot be reached
+or breaks the connection, 504 when it is too slow.
+
+Base URLs. Users give the URL an OpenAI client would take (``http://host:8000/v1``) but often get
+the ``/v1`` wrong; ``base_url`` forgives the usual slips (see its docstring). The endpoint under the
+base URL, and the header that carries the key, follow the mapping's options
+(``engine.upstream_target``: ``upstream_path``, ``upstream_query``, ``auth_header``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator, Callable, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import httpx
+
+from ... import __version__
+from ..errors import UpstreamError
+
+__all__ = ["TRANSPORTS", "Reply", "Timeouts", "Upstream", "base_url", "passed_headers", "redact_url"]
+
+# Endpoints people paste instead of a base URL; trimmed off by ``base_url``.
+_ENDPOINT_SUFFIXES = ("/chat/completions", "/responses", "/completions", "/models")
+
+MAX_CONNECTIONS = 1024  # per process; streams hold a connection for their whole length
+KEEPALIVE_SECONDS = 30.0
+ERROR_BODY_LIMIT = 1 << 20  # bytes of an upstream error body worth reading
+BODY_LIMIT = 256 << 20  # bytes of a non-streamed upstream answer
+
+
+def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    from httpx_aiohttp import AiohttpTransport  # aiohttp's pool behind httpx's API
+
+    return AiohttpTransport(limits=limits, trust_env=False)
+
+
+def _httpx_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+
+
+TRANSPORTS: dict[str, Callable[[httpx.Limits], httpx.AsyncBaseTransport]] = {
+    "aiohttp": _aiohttp_transport,  # the default: holds up under concurrency
+    "httpx": _httpx_transport,  # httpx's own pool (httpcore), for comparison
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds allowed for the connection, the response head and each silence in the body."""
+
+    connect: float = 10.0
+    read: float = 600.0
+    idle: float = 300.0
+
+    def replace(self, **changes: float | None) -> "Timeouts":
+        """A copy with the given (non-``None``) values changed."""
+        values = {"connect": self.connect, "read": self.read, "idle": self.idle}
+        values.update({name: float(value) for name, value in changes.items() if value is not None})
+        return Timeouts(**values)
+
+
+# -- URLs -------------------------------------------------------------------------------------
+
+
+def base_url(url: str) -> str:
+    """The OpenAI-style base URL for what a user typed.
+
+    ``http://host:11434`` (no path) gets ``/v1``; a doubled ``/v1/v1`` becomes ``/v1``; a pasted
+    endpoint (``…/v1/chat/completions``) loses its endpoint; trailing slashes go. Any other path is
+    kept as given, since providers version differently (``/compatible-mode/v1``, ``/api/v3``,
+    ``/v1beta/openai``). Raises ``ValueError`` for what is not an http(s) URL.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
+    path = parts.path.rstrip("/")
+    for suffix in _ENDPOINT_SUFFIXES:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)].rstrip("/")
+            break
+    while path.endswith("/v1/v1"):
+        path = path[:-3]
+    return urlunsplit((parts.scheme, parts.netloc, path or "/v1", parts.query, ""))
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials or query, which may carry keys, for logs and messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+# -- headers ------------------------------------------------------------------------------------
+
+
+def passed_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers a client needs to pace itself: ``retry-after*``, ``x-ratelimit-*``."""
+    return [(name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers.items()
+            if name.lower().startswith(("x-ratelimit-", "retry-after"))]
+
+
+# -- the client -----------------------------------------------------------------------------------
+
+
+class Upstream:
+    """The process's one pooled client. Create it once; share it across requests and routes."""
+
+    def __init__(self, transport: str | httpx.AsyncBaseTransport = "aiohttp", *,
+                 max_connections: int = MAX_CONNECTIONS,
+                 user_agent: str = f"mapper/{__version__}") -> None:
+        """``transport`` is a name in ``TRANSPORTS``, or a transport object (a test double)."""
+        if isinstance(transport, str) and transport not in TRANSPORTS:
+            raise ValueError(f"unknown upstream transport {transport!r}; known: {sorted(TRANSPORTS)}")
+        self.transport = transport
+        self._limits = httpx.Limits(max_connections=max_connections,
+                                    max_keepalive_connections=max_connections,
+                                    keepalive_expiry=KEEPALIVE_SECONDS)
+        self._user_agent = user_agent
+        self._client: httpx.AsyncClient | None = None
+
+    def client(self) -> httpx.AsyncClient:
+        """The pooled client, created on first use inside the running event loop."""
+        if self._client is None:
+            transport = self.transport
+            if isinstance(transport, str):
+                transport = TRANSPORTS[transport](self._limits)
+            self._client = httpx.AsyncClient(transport=transport,
+                                             trust_env=False, follow_redirects=False,
+                                             headers={"user-agent": self._user_agent})
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the pool (at shutdown)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    @asynccontextmanager
+    async def open(self, method: str, url: str, *, content: bytes | None = None,
+                   headers: Mapping[str, str] | None = None,
+                   timeouts: Timeouts = Timeouts()) -> AsyncIterator["Reply"]:
+        """Send a request and wait for the response head; the body is read from the ``Reply``.
+
+        Leaving the block closes the response: if the body was not read to the end, the
+        connection is closed too, which is how a cancelled request reaches the upstream.
+        """
+        client = self.client()
+        request = client.build_request(
+            method, url, content=content, headers=headers,
+            timeout=httpx.Timeout(connect=timeouts.connect, read=None, write=timeouts.connect,
+                                  pool=None))
+        first_byte_by = asyncio.get_running_loop().time() + timeouts.read
+        try:
+            async with asyncio.timeout_at(first_byte_by):
+                response = await client.send(request, stream=True)
+        except TimeoutError:
+            raise read_timeout(timeouts) from None
+        except httpx.HTTPError as error:
+            raise failure(error, timeouts) from None
+        try:
+            yield Reply(response, timeouts, first_byte_by)
+        finally:
+            await response.aclose()
+
+
+class Reply:
+    """An upstream response whose head has arrived; its body is read with the idle timeout."""
+
+    __slots__ = ("_response", "_timeouts", "_first_byte_by", "_pieces", "status", "headers")
+
+    def __init__(self, response: httpx.Response, timeouts: Timeouts, first_byte_by: float) -> None:
+        self._response = response
+        self._timeouts = timeouts
+        self._first_byte_by = first_byte_by  # loop time by which the body's first piece is due
+        self._pieces = response.aiter_bytes()  # one iterator: chunks() and drain() share it
+        self.status = response.status_code
+        self.headers = response.headers
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; ``UpstreamError`` when it stalls or the connection breaks."""
+        pieces = self._pieces
+        idle = self._timeouts.idle
+        loop = asyncio.get_running_loop()
+        due, first = self._first_byte_by, True  # the first piece still falls under the read timeout
+        while True:
+            try:
+                async with asyncio.timeout_at(due):
+                    piece = await anext(pieces)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if first:
+                    raise read_timeout(self._timeouts) from None
+                raise UpstreamError(f"the upstream sent nothing for {idle:g}s (idle timeout)",
+                                    status=504, error_type="upstream_timeout") from None
+            except httpx.HTTPError as error:
+                raise failure(error, self._timeouts, during_body=True) from None
+            if piece:
+                due, first = loop.time() + idle, False
+                yield piece
+
+    async def read(self, limit: int = BODY_LIMIT) -> bytes:
+        """The whole body; ``UpstreamError`` (502) if it is longer than ``limit`` bytes."""
+        pieces: list[bytes] = []
+        size = 0
+        async for piece in self.chunks():
+            size += len(piece)
+            if size > limit:
+                raise UpstreamError(f"the upstream's answer is over {limit} bytes", status=502,
+                                    error_type="bad_upstream_response")
+            pieces.append(piece)
+        return b"".join(pieces)
+
+    async def drain(self, seconds: float = 1.0) -> None:
+        """Read what is left (briefly) so the connection can be reused; otherwise it is closed."""
+        try:
+            async with asyncio.timeout(seconds):
+                async for _ in self._pieces:
+                    pass
+        except (TimeoutError, httpx.HTTPError):
+            return  # leaving Upstream.open closes the connection instead of reusing it
+
+
+# -- failures ---------------------------------------------------------------------------------------
+
+
+def read_timeout(timeouts: Timeouts) -> UpstreamError:
+    return UpstreamError(f"the upstream did not answer within {timeouts.read:g}s (read timeout)",
+                         status=504, error_type="upstream_timeout")
+
+
+def failure(error: httpx.HTTPError, timeouts: Timeouts, *, during_body: bool = False) -> UpstreamError:
+    """What a transport exception means for the client: 502 (unreachable, broken) or 504 (slow)."""
+    reason = _reason(error)
+    if _is_connect_timeout(error):
+        return UpstreamError(f"the upstream did not accept a connection within "
+                             f"{timeouts.connect:g}s", status=504, error_type="upstream_timeout")
+    if during_body:
+        return UpstreamError(f"the upstream connection broke mid-answer: {reason}", status=502,
+                             error_type="upstream_disconnected")
+    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)) and _connect_failed(error):
+        return UpstreamError(f"the upstream cannot be reached: {reason}", status=502,
+                             error_type="upstream_unreachable")
+    return UpstreamError(f"the upstream request failed: {reason}", status=502,
+                         error_type="upstream_error")
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    chain, seen = [], set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _is_connect_timeout(error: httpx.HTTPError) -> bool:
+    # httpx_aiohttp 0.2 maps every aiohttp ClientConnectionError (a refused connection, a server
+    # that hung up) to httpx.ConnectTimeout, so the aiohttp cause decides when there is one
+    cause = error.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        return isinstance(cause, aiohttp.ServerTimeoutError) and not isinstance(
+            cause, aiohttp.SocketTimeoutError)
+    return isinstance(error, httpx.ConnectTimeout)
+
+
+def _connect_failed(error: httpx.HTTPError) -> bool:
+    cause = error.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        return isinstance(cause, aiohttp.ClientConnectorError)
+    return True
+
+
+def _reason(error: httpx.HTTPError) -> str:
+    """A short reason for a message: never the URL's credentials or query."""
+    for link in _causes(error):
+        if isinstance(link, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(link, socket.gaierror):
+            return "the host name does not resolve"
+        if isinstance(link, aiohttp.ServerDisconnectedError):
+            return "the server closed the connection"
+        if isinstance(link, aiohttp.ClientPayloadError):
+            return "the body ended early"
+        if isinstance(link, httpx.RemoteProtocolError):
+            return f"protocol error ({link})"
+    text = str(error.__cause__ or error).strip()
+    return text[:200] if text else type(error).__name__
