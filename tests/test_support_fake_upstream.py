@@ -453,6 +453,12 @@ BODY_QUIRK_CASES: dict[str, tuple[dict[str, Any], str]] = {
         },
         "reasoning_content",
     ),
+    "system_message_first": (
+        {"messages": [{"role": "system", "content": "a"}, {"role": "system", "content": "b"}, *user("hi")]},
+        "System message must be at the beginning",
+    ),
+    "ollama_reasoning_effort": ({"reasoning_effort": "minimal"}, "invalid reasoning value: 'minimal'"),
+    "vllm_reasoning_effort": ({"reasoning_effort": "none"}, "reasoning_effort"),
 }
 
 
@@ -497,10 +503,49 @@ def test_reasoning_content_accepts_tool_history_that_sends_it_back() -> None:
         assert chat(upstream, messages=fixed).json()["choices"][0]["message"]["content"] == "tool said: sun"
 
 
+@pytest.mark.parametrize(
+    ("quirks", "thinking", "not_thinking"),
+    [
+        (["enable_thinking"], {"enable_thinking": True}, {}),
+        (["reasoning_field", "chat_template_kwargs"], {}, {"chat_template_kwargs": {"enable_thinking": False}}),
+    ],
+)
+def test_thinking_switches(quirks: list[str], thinking: dict[str, Any], not_thinking: dict[str, Any]) -> None:
+    with FakeUpstream(quirks=quirks) as upstream:
+        field = upstream.reasoning_key
+        message = chat(upstream, messages=user("why sky"), **thinking).json()["choices"][0]["message"]
+        assert message[field] == "thinking about: why sky"
+        message = chat(upstream, messages=user("why sky"), **not_thinking).json()["choices"][0]["message"]
+        assert field not in message and message["content"] == "echo: why sky"
+        chunks = data_frames(chat(upstream, messages=user("why sky"), stream=True, **not_thinking).text)
+        assert not any(field in chunk["choices"][0]["delta"] for chunk in chunks[:-1] if chunk["choices"])
+
+
+def test_azure_addressing() -> None:
+    with FakeUpstream(quirks=["azure"], api_key="azure-key") as upstream:
+        key = {"api-key": "azure-key"}
+
+        def post(path: str, headers: dict[str, str]) -> httpx.Response:
+            return httpx.post(upstream.origin + path, json=CLEAN_CHAT, headers=headers, timeout=TIMEOUT)
+
+        assert post("/openai/v1/chat/completions", key).status_code == 200
+        assert post("/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", key).status_code == 200
+        assert post("/openai/deployments/gpt-4o/chat/completions", key).status_code == 404  # no api-version
+        assert post("/v1/chat/completions", key).status_code == 404
+        refused = post("/openai/v1/chat/completions", {"authorization": "Bearer azure-key"})
+        assert refused.status_code == 401 and "subscription key" in refused.json()["error"]["message"]
+        assert httpx.get(upstream.origin + "/openai/v1/models", headers=key, timeout=TIMEOUT).status_code == 200
+    with pytest.raises(ValueError, match="needs api_key"):
+        FakeUpstream(quirks=["azure"])
+
+
 def test_route_quirks() -> None:
     with FakeUpstream(quirks=["no_responses_endpoint"]) as upstream:
         assert respond(upstream, input="x").status_code == 404
         assert chat(upstream, **CLEAN_CHAT).status_code == 200
+    with FakeUpstream(quirks=["no_chat_endpoint"]) as upstream:
+        assert respond(upstream, input="x").status_code == 200
+        assert chat(upstream, **CLEAN_CHAT).status_code == 404
     with FakeUpstream(quirks=["models_only"]) as upstream:
         assert httpx.get(upstream.url("/models"), timeout=TIMEOUT).status_code == 200
         broken = chat(upstream, **CLEAN_CHAT)

@@ -13,8 +13,9 @@ How it is put together:
   names (`"call get_weather"`), answers `"tool said: ..."` after a tool result, and truncates to
   `max_tokens` words. It speaks both Chat Completions and Responses, streaming or not.
 - **Quirks** are tables of named checks (`BODY_QUIRKS`, `ROUTE_QUIRKS`) plus a few named behaviours
-  (reasoning fields, error formats, auth). A quirk rejects what a real provider rejects *before* any
-  scripted or default reply, so a test can prove that a mapping overlay is needed.
+  (reasoning fields and the switches that turn thinking on, error formats, auth, Azure's addressing).
+  A quirk rejects what a real provider rejects *before* any scripted or default reply, so a test can
+  prove that a mapping overlay is needed.
 - **The server** is aiohttp in a background thread with its own event loop. It runs with
   `handler_cancellation=True`: when the client hangs up, aiohttp cancels the handler task at once
   (`RequestHandler.connection_lost`), and the handler records that in `disconnects` / `disconnected`.
@@ -31,7 +32,7 @@ import re
 import threading
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping, Union
 
 from aiohttp import web
@@ -340,19 +341,67 @@ def reasoning_content(body: Json) -> str | None:
     return None
 
 
+@_body_quirk
+def system_message_first(body: Json) -> str | None:
+    """Rejects a system message that is not the first (Qwen3.5's and Gemma's chat templates)."""
+    for index, message in enumerate(_messages(body)):
+        if index and message.get("role") == "system":
+            return "Jinja Exception: System message must be at the beginning."
+    return None
+
+
+@_body_quirk
+def ollama_reasoning_effort(body: Json) -> str | None:
+    """Rejects a reasoning effort other than high, medium, low or none (Ollama)."""
+    # https://github.com/ollama/ollama/blob/main/openai/openai.go (FromChatRequest)
+    effort = (body.get("reasoning") or {}).get("effort") or body.get("reasoning_effort")
+    if effort and effort not in ("high", "medium", "low", "none"):
+        return f"invalid reasoning value: '{effort}' (must be \"high\", \"medium\", \"low\", or \"none\")"
+    return None
+
+
+@_body_quirk
+def vllm_reasoning_effort(body: Json) -> str | None:
+    """Rejects a `reasoning_effort` other than low, medium or high (vLLM's request model)."""
+    # https://github.com/vllm-project/vllm/blob/main/vllm/entrypoints/openai/protocol.py
+    effort = body.get("reasoning_effort")
+    if effort is not None and effort not in ("low", "medium", "high"):
+        return (
+            "1 validation error for ChatCompletionRequest\nreasoning_effort\n"
+            f"  Input should be 'low', 'medium' or 'high' [input_value='{effort}']"
+        )
+    return None
+
+
 # paths a quirk turns into 404s
 ROUTE_QUIRKS: dict[str, frozenset[str]] = {
     "no_responses_endpoint": frozenset({"/v1/responses"}),
     "models_only": frozenset({"/v1/chat/completions", "/v1/responses"}),
+    "no_chat_endpoint": frozenset({"/v1/chat/completions"}),  # Responses-only providers
 }
 
 # quirk → the chat field its reasoning goes in
 REASONING_QUIRKS: dict[str, str] = {
     "reasoning_content": "reasoning_content",  # DeepSeek
     "reasoning_field": "reasoning",  # vLLM
+    "enable_thinking": "reasoning_content",  # DashScope
 }
 
-KNOWN_QUIRKS = frozenset(BODY_QUIRKS) | frozenset(ROUTE_QUIRKS) | frozenset(REASONING_QUIRKS) | {
+# quirk → whether a request asks the model to think; a model with a reasoning quirk thinks unless one says no
+THINKING_SWITCHES: dict[str, Callable[[Json], bool]] = {
+    # DashScope hybrid models think only when asked (https://www.alibabacloud.com/help/en/model-studio/deep-thinking)
+    "enable_thinking": lambda body: body.get("enable_thinking") is True,
+    # Qwen3 behind vLLM or llama.cpp: the chat template thinks unless told not to
+    "chat_template_kwargs": lambda body: (body.get("chat_template_kwargs") or {}).get("enable_thinking") is not False,
+}
+
+# Azure OpenAI addressing: /openai/v1/<endpoint>, or /openai/deployments/<name>/<endpoint>?api-version=...
+AZURE_PATH = re.compile(
+    r"^/openai/(?:deployments/(?P<deployment>[^/]+)|v1)(?P<endpoint>/chat/completions|/responses|/models)$"
+)
+
+KNOWN_QUIRKS = frozenset().union(BODY_QUIRKS, ROUTE_QUIRKS, REASONING_QUIRKS, THINKING_SWITCHES) | {
+    "azure",
     "error_format_detail",
     "error_format_string",
     "require_auth",
@@ -711,8 +760,9 @@ class FakeUpstream:
         unknown = sorted(set(self.quirks) - KNOWN_QUIRKS)
         if unknown:
             raise ValueError(f"unknown quirk(s) {unknown}; known: {sorted(KNOWN_QUIRKS)}")
-        if "require_auth" in self.quirks and not api_key:
-            raise ValueError("quirk 'require_auth' needs api_key=")
+        for quirk in ("require_auth", "azure"):
+            if quirk in self.quirks and not api_key:
+                raise ValueError(f"quirk '{quirk}' needs api_key=")
         self.api_key = api_key
         self.error_format = next((q for q in self.quirks if q in ERROR_FORMATS), "openai")
         self.reasoning_key = next((REASONING_QUIRKS[q] for q in self.quirks if q in REASONING_QUIRKS), None)
@@ -873,7 +923,12 @@ class FakeUpstream:
         self.disconnected.set()
 
     def _reply_for(self, recorded: Recorded) -> Reply:
-        """Auth, then route quirks, then body quirks, then scripted replies, then the toy model."""
+        """Auth (Azure's addressing too), then route, body quirks, then scripted replies, then the toy model."""
+        if "azure" in self.quirks:
+            routed = self._azure(recorded)
+            if not isinstance(routed, Recorded):
+                return routed
+            recorded = routed
         if "require_auth" in self.quirks and recorded.headers.get("authorization") != f"Bearer {self.api_key}":
             return ErrorReply(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
         if recorded.path in self.blocked_paths:
@@ -892,6 +947,18 @@ class FakeUpstream:
         route = self._routes().get((recorded.method, recorded.path))
         return route(recorded.json) if route else ErrorReply(404, f"Invalid URL ({recorded.method} {recorded.path})")
 
+    def _azure(self, recorded: Recorded) -> Recorded | ErrorReply:
+        """Azure OpenAI: the key in `api-key`; v1 paths, or deployment paths that need `api-version`."""
+        # https://learn.microsoft.com/azure/foundry/openai/api-version-lifecycle
+        if recorded.headers.get("api-key") != self.api_key:
+            return ErrorReply(401, "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
+                              "to provide a valid key for an active subscription and use a correct regional API "
+                              "endpoint for your resource.", code="401")
+        match = AZURE_PATH.match(recorded.path)
+        if match is None or (match["deployment"] and not recorded.query.get("api-version")):
+            return ErrorReply(404, "Resource not found", code="404")
+        return replace(recorded, path="/v1" + match["endpoint"])
+
     def _routes(self) -> dict[tuple[str, str], Callable[[Json], Reply]]:
         return {
             ("GET", "/v1/models"): self._models,
@@ -904,13 +971,15 @@ class FakeUpstream:
         return JsonReply({"object": "list", "data": models})
 
     def _chat(self, body: Json) -> Reply:
-        answer = chat_answer(body, reasoning=self.reasoning_key is not None)
+        thinks = all(THINKING_SWITCHES[quirk](body) for quirk in self.quirks if quirk in THINKING_SWITCHES)
+        reasoning_key = self.reasoning_key if thinks else None
+        answer = chat_answer(body, reasoning=reasoning_key is not None)
         completion_id = f"chatcmpl-fake-{next(self._numbers)}"
         model = body.get("model") or self.models[0]
         if not body.get("stream"):
-            return JsonReply(chat_completion(answer, completion_id, model, self.reasoning_key))
+            return JsonReply(chat_completion(answer, completion_id, model, reasoning_key))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        chunks = chat_chunks(answer, completion_id, model, self.reasoning_key, include_usage)
+        chunks = chat_chunks(answer, completion_id, model, reasoning_key, include_usage)
         return SseReply(tuple(chunks), self.stream_delay)
 
     def _responses(self, body: Json) -> Reply:
