@@ -225,5 +225,109 @@ def functions() -> None:
         click.echo(f"  {entry['name']:<{width}}  {entry['summary']}{args}")
 
 
+# -- serve ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--mapping", "-m", "mapping_ref", type=MappingParam(),
+              help="Built-in mapping name (openai-chat) or path to a mapping file.")
+@overlay_option
+@option_option
+@click.option("--upstream", metavar="URL",
+              help="The upstream's base URL, e.g. http://127.0.0.1:11434/v1.")
+@click.option("--api-key-env", metavar="VAR",
+              help="Environment variable holding the upstream's key (held by the proxy).")
+@click.option("--proxy-key-env", metavar="VAR",
+              help="Environment variable holding the comma-separated keys clients must present.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="A routes file (YAML or JSON) instead of --mapping and --upstream.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
+              help="Worker processes.")
+@click.option("--log-bodies", is_flag=True,
+              help="Log request and response bodies (keys redacted); for debugging.")
+@click.option("--max-body-bytes", default=16 << 20, show_default=True, type=click.IntRange(1),
+              help="Largest request body accepted; larger ones get 413.")
+@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Connecting to the upstream.  [default: 10]")
+@click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="From the request to the first byte of the upstream's answer.  [default: 600]")
+@click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Longest silence between two pieces of the upstream's body.  [default: 300]")
+@click.option("--upstream-transport", type=click.Choice(["aiohttp", "httpx"]), default="aiohttp",
+              show_default=True, help="The HTTP transport under the upstream client.")
+def serve(mapping_ref: str | None, overlays: tuple[str, ...], option_pairs: tuple[str, ...],
+          upstream: str | None, api_key_env: str | None, proxy_key_env: str | None,
+          config_file: str | None, host: str, port: int, workers: int, log_bodies: bool,
+          max_body_bytes: int, connect_timeout: float | None, read_timeout: float | None,
+          idle_timeout: float | None, upstream_transport: str) -> None:
+    """Serve the mapping's client API over HTTP, in front of an upstream (or several, --config)."""
+    from .engine.proxy.config import ServeOptions  # the proxy's imports are only paid by serve
+    from .engine.proxy.server import serve as run_server
+
+    if config_file and (mapping_ref or upstream or api_key_env or overlays or option_pairs):
+        raise click.UsageError("--config cannot be combined with --mapping, --upstream, "
+                               "--api-key-env, --overlay or --option: the routes file holds them")
+    if not config_file and not (mapping_ref and upstream):
+        raise click.UsageError("give --mapping and --upstream, or --config with a routes file")
+    options = ServeOptions(
+        mapping=mapping_ref, overlays=overlays, options=_parse_options(option_pairs),
+        upstream=upstream, api_key_env=api_key_env, proxy_key_env=proxy_key_env,
+        config=config_file, host=host, port=port, workers=workers, log_bodies=log_bodies,
+        max_body_bytes=max_body_bytes, connect_timeout=connect_timeout, read_timeout=read_timeout,
+        idle_timeout=idle_timeout, transport=upstream_transport)
+    try:
+        run_server(options)
+    except MapperError as error:
+        raise click.ClickException(str(error)) from None
+
+
+# -- probe ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--upstream", required=True, metavar="URL",
+              help="Base URL of the upstream, with or without /v1 (both are tried).")
+@click.option("--model", required=True, help="Model id to send the test requests for.")
+@click.option("--api-key-env", metavar="VAR",
+              help="Environment variable holding the upstream key (sent as Bearer, never printed).")
+@click.option("--api", type=click.Choice(["chat", "responses"]), default="chat", show_default=True,
+              help="Which API to probe.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="Seconds allowed for each request.")
+@click.option("--write-overlay", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write an overlay on openai-chat that fixes what was found.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def probe(upstream: str, model: str, api_key_env: str | None, api: str, timeout: float,
+          write_overlay: Path | None, as_json: bool) -> None:
+    """Send small real requests to an upstream and report which OpenAI features work.
+
+    Checks /models, a minimal call, the system and developer roles, max_tokens against
+    max_completion_tokens, stream and stream usage, function tools, tool_choice required, parallel
+    tool calls, json_schema output, an inline image, reasoning fields, /v1/responses and the error
+    body. Exits 1 when the basic call fails, even if /models answers.
+    """
+    import os
+
+    from .engine.probe import run
+
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if api_key is None:
+            # name the variable only when it looks like one, never echo a pasted key
+            looks_like_name = api_key_env.replace("_", "").isalnum() and api_key_env.upper() == api_key_env
+            hint = f" {api_key_env}" if looks_like_name else ""
+            raise click.UsageError(f"the environment variable{hint} given with --api-key-env is not set")
+    try:
+        result = run(upstream, model, api_key=api_key, api=api, timeout=timeout,
+                     write_overlay=write_overlay, as_json=as_json)
+    except (ValueError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(result.output, nl=False)
+    sys.exit(result.exit_code)
+
+
 if __name__ == "__main__":
     main()

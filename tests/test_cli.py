@@ -165,3 +165,16 @@ def test_convert_stream_reads_chat_sse_and_writes_responses_sse(tmp_path: Path) 
     assert result.output.startswith("event: response.created\ndata: ")
     summary = check_responses_stream(parse_sse_events(result.output.encode()))
     assert summary["text"] == "Hi" and summary["response"]["instructions"] == "Be kind."
+
+
+def test_probe_command_reports_and_exits_nonzero_when_chat_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from support.fake_upstream import FakeUpstream
+
+    with FakeUpstream(quirks=["models_only"]) as upstream:
+        result = invoke("probe", "--upstream", upstream.base_url, "--model", "fake-model",
+                        "--timeout", "5")
+    assert result.exit_code == 1
+    assert "models" in result.output
+    monkeypatch.delenv("NOPE_KEY", raising=False)
+    missing = invoke("probe", "--upstream", "http://127.0.0.1:1", "--model", "m", "--api-key-env", "NOPE_KEY")
+    assert missing.exit_code == 2 and "NOPE_KEY" in missing.output
