@@ -216,7 +216,9 @@ class RuleCompiler:
         known = ", ".join(cases)
 
         def switch(scope: Json, ctx: Context) -> Json:
-            key = _case_key(key_of(scope, ctx))
+            key = key_of(scope, ctx)
+            if key.__class__ is not str:
+                key = _case_key(key)
             case = cases.get(key, otherwise)
             if case is None:
                 raise NoCase(f"unexpected value {key!r} (expected one of: {known})")
@@ -414,8 +416,14 @@ def _assemble(source: Rule, modifiers: list[Callable[..., Json]], spec: dict[str
     required = bool(spec.get("required"))
     modifiers_t = tuple(modifiers)
 
-    if not modifiers_t and when is None and not required and not has_default:
-        return source  # the common case costs nothing extra
+    if when is None and not required and not has_default:
+        # the common shapes, without the general loop: a bare source, or one modifier
+        if not modifiers_t:
+            return source
+        if len(modifiers_t) == 1:
+            return _with_one_modifier(source, modifiers_t[0], path)
+    if when is not None and not modifiers_t and not required and not has_default:
+        return _guarded(source, when)
 
     def rule(scope: Json, ctx: Context) -> Json:
         if when is not None and not truthy(when(scope, ctx)):
@@ -438,6 +446,28 @@ def _assemble(source: Rule, modifiers: list[Callable[..., Json]], spec: dict[str
                 return copy_json(default)
             return default
         return value
+
+    return rule
+
+
+def _with_one_modifier(source: Rule, modify: Callable[..., Json], path: tuple[str | int, ...]) -> Rule:
+    def rule(scope: Json, ctx: Context) -> Json:
+        value = source(scope, ctx)
+        if value is None:
+            return None
+        try:
+            return modify(value, scope, ctx)
+        except ConversionError as error:
+            raise error.at(*path)
+        except (TypeError, ValueError) as error:
+            raise CoercionError(str(error)).at(*path) from None
+
+    return rule
+
+
+def _guarded(source: Rule, when: Rule) -> Rule:
+    def rule(scope: Json, ctx: Context) -> Json:
+        return source(scope, ctx) if truthy(when(scope, ctx)) else None
 
     return rule
 
