@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .context import Context
 from .coverage import document_reads
-from .errors import ConversionError, SpecError, SpecErrors
+from .errors import SpecError, SpecErrors
 from .load import Loaded
 from .mapping import Document, Mapping, Reject, read_only
-from .ops import RuleCompiler, Table, Where, plain
+from .codegen import RuleCompiler
+from .ops import Table, Where, plain
 from .paths import WHOLE
 from .schema import validate_spec
-from .types import Json, Rule
+from .types import Rule
 
 DEFAULT_OPTIONS = {
     # a request field that no rule reads, drops, rejects or passes through: reject | drop
@@ -54,7 +54,7 @@ def compile_mapping(loaded: Loaded) -> Mapping:
     compiler = RuleCompiler(tables=tables, map_names=maps)
     for name, rule in maps.items():
         where = Where(None, None, f"maps.{name}").inside(maps, name)
-        compiled = collect.run(lambda r=rule, w=where: compiler.compile(r, w))
+        compiled = collect.run(lambda r=rule, w=where, n=name: compiler.compile(r, w, rule_id=f"maps.{n}"))
         if compiled is not None:
             compiler.define_map(name, compiled)
 
@@ -83,6 +83,7 @@ def compile_mapping(loaded: Loaded) -> Mapping:
         response=response,
         error=error,
         stream_spec=stream_spec,
+        reject_unknown=options.get("unknown_fields") == "reject",
     )
 
 
@@ -104,59 +105,37 @@ def _table(name: str, spec: dict[str, Any], root: dict[str, Any]) -> Table:
     return Table(name, rows, columns, None if default is None else str(default))
 
 
-def _fields(section: dict[str, Any], key: str, compiler: RuleCompiler, rule_prefix: str) -> tuple:
-    """Compile a section's field rules into ``(name, rule, always_written, rule_id)`` tuples."""
-    fields = section.get(key) or {}
-    collect = _Collector()
-    compiled = []
-    for name, rule in fields.items():
-        rule_id = f"{rule_prefix}.{name}"
-        where = Where(None, None, rule_id).inside(fields, name)
-        compiled_rule = collect.run(lambda r=rule, w=where: compiler.compile(r, w))
-        compiled.append((name, compiled_rule, compiler.always_written(rule), rule_id))
-    if collect.errors:
-        raise SpecErrors(collect.errors)
-    return tuple(compiled)
-
-
-def _emit(compiled: tuple) -> Rule:
-    """Build the section's object; a run error is attributed to the field rule that raised it."""
-
-    def build(scope: Json, ctx: Context) -> Json:
-        out = {}
-        rule_id = None
-        try:
-            for name, rule, always, rule_id in compiled:
-                value = rule(scope, ctx)
-                if value is not None or always:
-                    out[name] = value
-        except ConversionError as error:
-            if error.rule is None:
-                error.rule = rule_id
-            raise
-        return out
-
-    return build
+def _section(section: dict[str, Any], keys: tuple[str, ...], compiler: RuleCompiler,
+             rule_prefix: str) -> Rule:
+    """One generated function that builds the section's object from its field rules."""
+    fields = []
+    for key in keys:
+        entries = section.get(key) or {}
+        for name, rule in entries.items():
+            where = Where(None, None, f"{rule_prefix}.{key}.{name}").inside(entries, name)
+            fields.append((name, rule, where))
+    where = Where(getattr(section, "file", None), getattr(section, "line", None), rule_prefix)
+    return compiler.compile_section(fields, where)
 
 
 def _request(spec: dict[str, Any], compiler: RuleCompiler, maps: dict[str, Any]) -> Document | None:
     section = spec.get("request")
     if not section:
         return None
-    fields = _fields(section, "fields", compiler, "request.fields")
+    build = _section(section, ("fields",), compiler, "request")
     reads = document_reads(section.get("fields") or {}, maps) - {WHOLE}
     rejects = []
     for field, entry in (section.get("reject") or {}).items():
         if isinstance(entry, dict):
-            where = Where(None, None, f"request.reject.{field}").inside(entry, "when")
-            when = compiler.compile(entry["when"], where) if "when" in entry else None
+            where = Where(None, None, f"request.reject.{field}").inside(entry)
+            when = compiler.compile_guard(entry, where)
             rejects.append(Reject(field, when, str(entry["message"])))
         else:
             rejects.append(Reject(field, None, str(entry)))
     drops = tuple(section.get("drop") or ())
     passthrough = tuple(section.get("passthrough") or ())
     known = frozenset(reads) | frozenset(drops) | frozenset(passthrough) | {r.field for r in rejects}
-    return Document(build=_emit(fields), rejects=tuple(rejects), known=known,
+    return Document(build=build, rejects=tuple(rejects), known=known,
                     passthrough=passthrough, drops=drops, reads=frozenset(reads))
 
 
@@ -169,11 +148,10 @@ def _response(spec: dict[str, Any], compiler: RuleCompiler, maps: dict[str, Any]
         raise SpecError(f"response fields and echo both set {', '.join(sorted(overlap))}",
                         file=getattr(section, "file", None), line=getattr(section, "line", None),
                         rule="response.echo")
-    fields = _fields(section, "fields", compiler, "response.fields")
-    echo = _fields(section, "echo", compiler, "response.echo")
+    build = _section(section, ("fields", "echo"), compiler, "response")
     reads = document_reads(section.get("fields") or {}, maps) - {WHOLE}
     drops = tuple(section.get("drop") or ())
-    return Document(build=_emit(fields + echo), drops=drops, reads=frozenset(reads),
+    return Document(build=build, drops=drops, reads=frozenset(reads),
                     known=frozenset(reads) | frozenset(drops))
 
 
@@ -181,4 +159,4 @@ def _error(spec: dict[str, Any], compiler: RuleCompiler, maps: dict[str, Any]) -
     section = spec.get("error")
     if not section:
         return None
-    return Document(build=_emit(_fields(section, "fields", compiler, "error.fields")))
+    return Document(build=_section(section, ("fields",), compiler, "error"))

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Mapping
 
 from .types import Json
 
@@ -53,16 +53,19 @@ def fixed_clock(seconds: float = 1_700_000_000) -> Callable[[], float]:
     return lambda: seconds
 
 
+_RANDOM_IDS = RandomIds()
+
+
 @dataclass(slots=True)
 class Context:
     """Everything a rule may read besides its scope. One per conversion; cheap to build."""
 
     clock: Callable[[], float] = time.time
-    new_id: Callable[[str], str] = field(default_factory=RandomIds)
+    new_id: Callable[[str], str] = _RANDOM_IDS
     request: Json = None
     root: Json = None
     status: int | None = None
-    options: dict[str, Json] = field(default_factory=dict)
+    options: Mapping[str, Json] | None = None  # set by the Mapping that runs the conversion
     state: Json = None
 
     def now(self) -> int:

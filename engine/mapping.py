@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Mapping as ReadOnly
+from typing import Any, Mapping as ReadOnly
 
 from .context import Context
 from .errors import ConversionError, RejectedField
@@ -54,19 +54,26 @@ class Mapping:
     response: Document | None
     error: Document | None
     stream_spec: Any = None
-    new_context: Callable[..., Context] = Context
+    # whether a request field that no rule knows is refused (option ``unknown_fields``)
+    reject_unknown: bool = True
 
     # -- requests -------------------------------------------------------------------------------
 
     def convert_request(self, body: Json, ctx: Context | None = None) -> JsonObject:
         """Convert a client request into the upstream's request. Raises ``ConversionError``."""
-        document = self._section(self.request, "request")
+        document = self.request
+        if document is None:
+            raise self._missing("request")
         if body.__class__ is not dict:
             raise ConversionError("the request body must be a JSON object")
-        ctx = self._context(ctx, root=body)
-        if self.options.get("unknown_fields", "reject") == "reject":
+        if ctx is None:
+            ctx = Context(options=self.options, root=body)
+        else:
+            ctx.options, ctx.root = self.options, body
+        if self.reject_unknown:
+            known = document.known
             for key in body:
-                if key not in document.known:
+                if key not in known:
                     raise RejectedField(f"unknown parameter '{key}'", path=[key], rule="request")
         for reject in document.rejects:
             if body.get(reject.field) is not None and (
@@ -91,18 +98,28 @@ class Mapping:
     def convert_response(self, body: Json, *, request: Json = None,
                          ctx: Context | None = None) -> JsonObject:
         """Convert an upstream response body; ``request`` is the client's original request."""
-        document = self._section(self.response, "response")
+        document = self.response
+        if document is None:
+            raise self._missing("response")
         if body.__class__ is not dict:
             raise ConversionError("the response body must be a JSON object")
-        ctx = self._context(ctx, root=body, request=request)
+        if ctx is None:
+            ctx = Context(options=self.options, root=body, request=request)
+        else:
+            ctx.options, ctx.root, ctx.request = self.options, body, request
         return document.build(body, ctx)
 
     def convert_error(self, body: Json, *, status: int, ctx: Context | None = None) -> JsonObject:
         """Convert an upstream error body (any shape, even plain text) and its HTTP status."""
-        document = self._section(self.error, "error")
+        document = self.error
+        if document is None:
+            raise self._missing("error")
         if body.__class__ is not dict:
             body = {"text": body if isinstance(body, str) else str(body)}
-        ctx = self._context(ctx, root=body, status=status)
+        if ctx is None:
+            ctx = Context(options=self.options, root=body, status=status)
+        else:
+            ctx.options, ctx.root, ctx.status = self.options, body, status
         return document.build(body, ctx)
 
     # -- streams --------------------------------------------------------------------------------
@@ -112,22 +129,14 @@ class Mapping:
         from .stream import StreamMachine  # the stream runtime is only loaded when used
         if self.stream_spec is None:
             raise ConversionError(f"mapping '{self.id}' declares no stream translation")
-        return StreamMachine(self.stream_spec, self._context(ctx, request=request))
-
-    # -- helpers ----------------------------------------------------------------------------------
-
-    def _section(self, document: Document | None, name: str) -> Document:
-        if document is None:
-            raise ConversionError(f"mapping '{self.id}' declares no {name} section")
-        return document
-
-    def _context(self, ctx: Context | None, **fields: Any) -> Context:
         if ctx is None:
-            ctx = self.new_context()
-        ctx.options = self.options  # type: ignore[assignment]
-        for name, value in fields.items():
-            setattr(ctx, name, value)
-        return ctx
+            ctx = Context(options=self.options, request=request)
+        else:
+            ctx.options, ctx.request = self.options, request
+        return StreamMachine(self.stream_spec, ctx)
+
+    def _missing(self, section: str) -> ConversionError:
+        return ConversionError(f"mapping '{self.id}' declares no {section} section")
 
 
 def read_only(options: dict[str, Json]) -> ReadOnly[str, Json]:

@@ -42,7 +42,7 @@ def compile_path(expression: str) -> Getter:
     if expression == "@":
         return lambda scope, ctx: scope
     if _PLAIN.match(expression):
-        return _compile_plain(_segments(expression))
+        return _compile_plain(path_segments(expression))
     evaluate = compile_ast(_parse(expression).parsed)
 
     def search_checked(scope: Json, ctx: Any) -> Json:
@@ -74,8 +74,17 @@ def _compile_variable(expression: str, match: re.Match[str]) -> Getter:
     return lambda scope, ctx: inner(read_variable(ctx), ctx)
 
 
-def _segments(expression: str) -> list[str | int]:
+def path_segments(expression: str) -> list[str | int]:
+    """``choices[0].message`` gives ``["choices", 0, "message"]`` (plain paths only)."""
     return [name if name else int(index) for name, index in _SEGMENT.findall(expression)]
+
+
+def split_variable(expression: str) -> tuple[str | None, str]:
+    """``$request.tools[0]`` gives ``("request", "tools[0]")``; a path without ``$`` gives ``(None, it)``."""
+    match = _VARIABLE.match(expression)
+    if not match:
+        return None, expression
+    return match.group(1), expression[match.end():].lstrip(".")
 
 
 def input_path(expression: Any) -> tuple[str | int, ...]:
@@ -87,7 +96,7 @@ def input_path(expression: Any) -> tuple[str | int, ...]:
     if not isinstance(expression, str) or expression.startswith("$") or expression == "@":
         return ()
     if _PLAIN.match(expression):
-        return tuple(_segments(expression))
+        return tuple(path_segments(expression))
     return (expression,)
 
 
@@ -145,6 +154,11 @@ def _compile_plain(segments: list[str | int]) -> Getter:
     return get_n
 
 
+def parse_expression(expression: str) -> dict[str, Any]:
+    """The jmespath AST of an expression (``SpecError`` when it does not parse)."""
+    return _parse(expression).parsed
+
+
 def _parse(expression: str) -> Any:
     try:
         return jmespath.compile(expression)
@@ -177,7 +191,7 @@ def fields_read(expression: str) -> set[str]:
     if expression == "@":
         return {WHOLE}
     if _PLAIN.match(expression):
-        first = _segments(expression)[0]
+        first = path_segments(expression)[0]
         return {first} if isinstance(first, str) else {WHOLE}
     return _fields_in(_parse(expression).parsed)
 

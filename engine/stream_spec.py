@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SpecError
-from .ops import RuleCompiler, Where
+from .codegen import RuleCompiler
+from .ops import Where
 from .types import Rule
 
 ACTIONS = ("feed", "finish", "usage", "error")

@@ -1,4 +1,4 @@
-"""engine/ops.py: every op and modifier, compiled from YAML the way a mapping writes it."""
+"""engine/ops.py and engine/codegen.py: every op and modifier, compiled from YAML as a mapping writes it."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import yaml
 from mapper.engine.context import Context, deterministic_context
 from mapper.engine.errors import (CoercionError, ConversionError, NoCase, ReferenceError_, RejectedField,
                                   SpecError, UnknownFunction)
-from mapper.engine.ops import COERCIONS, RuleCompiler, Table, Where, truthy
+from mapper.engine.codegen import RuleCompiler
+from mapper.engine.ops import COERCIONS, Table, Where, truthy
 
 
 def rule(text: str, maps: dict[str, str] | None = None, tables: dict[str, Table] | None = None):
     compiler = RuleCompiler(tables=tables or {}, map_names=(maps or {}).keys())
     for name, spec in (maps or {}).items():
-        compiler.define_map(name, compiler.compile(yaml.safe_load(spec), Where(None, None, name)))
+        compiler.define_map(name, compiler.compile(yaml.safe_load(spec), Where(None, None, name),
+                                                   rule_id=f"maps.{name}"))
     return compiler.compile(yaml.safe_load(text), Where("test.yaml", 1, "test"))
 
 

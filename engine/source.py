@@ -1,0 +1,86 @@
+"""Writing Python source for generated functions, and turning it into functions once.
+
+Both compilers that generate code (``engine.codegen`` for rules, ``engine.expressions`` for
+JMESPath) write statements through a ``SourceWriter`` and define the result with
+``define_function``. Keeping that in one place keeps the generated code uniform: four-space
+indentation, fresh local names from one counter, and a readable file name in tracebacks.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+
+class Names:
+    """Fresh identifiers for one namespace: ``v1``, ``p2``, ``K3``..."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def fresh(self, hint: str) -> str:
+        self.count += 1
+        return f"{hint}{self.count}"
+
+
+class SourceWriter:
+    """Lines of one function body, with indentation and fresh local names."""
+
+    def __init__(self, names: Names, namespace: dict[str, Any], level: int = 1) -> None:
+        self.names = names
+        self.namespace = namespace
+        self.lines: list[str] = []
+        self.level = level
+
+    def __call__(self, line: str) -> None:
+        self.lines.append("    " * self.level + line)
+
+    @contextmanager
+    def block(self, header: str) -> Iterator[None]:
+        self(header)
+        self.level += 1
+        try:
+            yield
+        finally:
+            self.level -= 1
+
+    @contextmanager
+    def nested(self) -> Iterator[Callable[[str], None]]:
+        """Open ``if`` headers one by one (``open_if(condition)``); all close at the end."""
+        opened = [0]
+
+        def open_if(condition: str) -> None:
+            self(f"if {condition}:")
+            self.level += 1
+            opened[0] += 1
+
+        try:
+            yield open_if
+        finally:
+            self.level -= opened[0]
+
+    def var(self, hint: str = "v") -> str:
+        return self.names.fresh(hint)
+
+    def constant(self, value: Any, hint: str = "K") -> str:
+        """A name in the namespace bound to ``value``, for what cannot be written as a literal."""
+        name = self.names.fresh(hint.upper())
+        self.namespace[name] = value
+        return name
+
+    def child(self) -> "SourceWriter":
+        return SourceWriter(self.names, self.namespace, self.level)
+
+
+def define_function(namespace: dict[str, Any], name: str, body: list[str], *,
+                    arguments: str = "scope, ctx", filename: str = "<mapper>") -> tuple[Callable[..., Any], str]:
+    """Compile ``def name(arguments):`` with ``body`` (already indented) into ``namespace``.
+
+    Returns the function and its source. Raises ``SyntaxError`` as ``compile`` does (for example
+    past Python's limit of 20 statically nested blocks).
+    """
+    source = f"def {name}({arguments}):\n" + "\n".join(body) + "\n"
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - generated from a validated spec
+    return namespace[name], source
