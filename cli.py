@@ -199,13 +199,18 @@ def _expand(references: list[str]) -> list[str]:
 @click.argument("mapping_ref", metavar="FILE|NAME", type=MappingParam())
 @overlay_option
 @option_option
-def resolve(mapping_ref: str, overlays: tuple[str, ...], option_pairs: tuple[str, ...]) -> None:
+@click.option("--code", is_flag=True, help="Print the Python the mapping compiles to instead.")
+def resolve(mapping_ref: str, overlays: tuple[str, ...], option_pairs: tuple[str, ...],
+            code: bool) -> None:
     """Print the merged mapping: the base with every overlay and option applied."""
     try:
         loaded = load(mapping_ref, overlays=overlays, options=_parse_options(option_pairs) or None)
-        compile_mapping(loaded)  # resolve only what would also compile
+        mapping = compile_mapping(loaded)  # resolve only what would also compile
     except MapperError as error:
         raise click.ClickException(str(error)) from None
+    if code:
+        click.echo(f"# generated from: {' + '.join(loaded.sources)}\n{mapping.generated_source}", nl=False)
+        return
     click.echo(f"# resolved from: {' + '.join(loaded.sources)}")
     click.echo(yaml.safe_dump(plain(loaded.spec), sort_keys=False, allow_unicode=True, width=100),
                nl=False)

@@ -84,6 +84,7 @@ def compile_mapping(loaded: Loaded) -> Mapping:
         error=error,
         stream_spec=stream_spec,
         reject_unknown=options.get("unknown_fields") == "reject",
+        generated_source="\n".join(compiler.sources),
     )
 
 

@@ -56,6 +56,8 @@ class Mapping:
     stream_spec: Any = None
     # whether a request field that no rule knows is refused (option ``unknown_fields``)
     reject_unknown: bool = True
+    # the Python the mapping compiled to (``mapper resolve --code``)
+    generated_source: str = ""
 
     # -- requests -------------------------------------------------------------------------------
 

@@ -178,3 +178,11 @@ def test_probe_command_reports_and_exits_nonzero_when_chat_fails(monkeypatch: py
     monkeypatch.delenv("NOPE_KEY", raising=False)
     missing = invoke("probe", "--upstream", "http://127.0.0.1:1", "--model", "m", "--api-key-env", "NOPE_KEY")
     assert missing.exit_code == 2 and "NOPE_KEY" in missing.output
+
+
+def test_resolve_code_prints_the_generated_python() -> None:
+    result = invoke("resolve", "openai-chat", "--code")
+    assert result.exit_code == 0
+    assert result.output.startswith("# generated from: openai-chat.yaml")
+    assert "def _request" in result.output and "error.rule = 'maps.input_item'" in result.output
+    compile(result.output, "<generated>", "exec")  # it is real, complete Python
