@@ -31,7 +31,6 @@ from typing import Any
 
 from .context import Context
 from .errors import StreamError, UpstreamError
-from .ops import truthy
 from .stream_spec import EventRule, ItemKind, PartKind, StreamSpec
 from .types import Event, Json
 
@@ -106,8 +105,8 @@ class StreamMachine:
             actions = spec.actions_always
         try:
             for action in actions:
-                if action.when is not None and not truthy(action.when(chunk, ctx)):
-                    continue
+                if action.when is not None and not action.when(chunk, ctx):
+                    continue  # (a compiled guard gives a plain bool)
                 if action.each is not None:
                     for element in action.each(chunk, ctx) or ():
                         self._act(action, element)
@@ -169,15 +168,21 @@ class StreamMachine:
 
     def _feed(self, action: Any, scope: Json) -> None:
         ctx = self.ctx
-        kind = self.spec.kinds[action.kind]
         delta = action.delta(scope, ctx) if action.delta is not None else None
+        final = action.final(scope, ctx) if action.final is not None else None
+        if action.attributes:
+            attributes = [(name, rule(scope, ctx)) for name, rule in action.attributes]
+            named = any(value is not None for _, value in attributes)
+        else:
+            attributes, named = (), False
+        if not delta and not final and not named:
+            return  # the common case: this rule's field is absent from the frame
         if delta is not None and delta.__class__ is not str:
             delta = str(delta)
-        final = action.final(scope, ctx) if action.final is not None else None
         if final is not None and final.__class__ is not str:
             final = str(final)
-        attributes = [(name, rule(scope, ctx)) for name, rule in action.attributes]
-        opening = bool(delta) or bool(final) or any(value is not None for _, value in attributes)
+        kind = self.spec.kinds[action.kind]
+        opening = bool(delta) or bool(final) or named
         if kind.keyed:
             key = action.key(scope, ctx)
             identity = action.identity(scope, ctx) if action.identity is not None else None

@@ -3,8 +3,9 @@
 The proxy talks to upstreams through ``httpx``'s API, but not through httpx's default connection
 pool: under concurrency that pool collapses (encode/httpx#3215, throughput falls from about 1.1k to
 about 0.3k requests/s between 1 and 64 concurrent requests). The default transport is therefore
-``httpx_aiohttp.AiohttpTransport`` (aiohttp's pool behind the httpx API). ``TRANSPORTS`` holds the
-choices by name so that ``mapper serve --upstream-transport httpx`` (and the benchmark) can compare.
+``engine.proxy.transport.AiohttpTransport`` (aiohttp's pool behind the httpx API). ``TRANSPORTS``
+holds the choices by name so that ``mapper serve --upstream-transport httpx`` (and the benchmark)
+can compare.
 
 Timeouts are three, because an LLM answers in two phases:
 
@@ -31,6 +32,7 @@ import asyncio
 import socket
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import AsyncIterator, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,9 +54,9 @@ BODY_LIMIT = 256 << 20  # bytes of a non-streamed upstream answer
 
 
 def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    from httpx_aiohttp import AiohttpTransport  # aiohttp's pool behind httpx's API
+    from .transport import AiohttpTransport  # aiohttp's pool behind httpx's API
 
-    return AiohttpTransport(limits=limits, trust_env=False)
+    return AiohttpTransport(limits)
 
 
 def _httpx_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
@@ -128,7 +130,13 @@ def passed_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
 
 
 class Upstream:
-    """The process's one pooled client. Create it once; share it across requests and routes."""
+    """The process's one pooled client. Create it once; share it across requests and routes.
+
+    Requests go straight to the httpx transport (``handle_async_request``): the proxy needs none of
+    what ``httpx.AsyncClient.send`` adds around it (auth flows, redirects, cookies, event hooks,
+    content decoders), and skipping it is about a sixth of the proxy's CPU per request. The API is
+    still httpx's: ``httpx.Request`` in, ``httpx.Response`` out, any httpx transport underneath.
+    """
 
     def __init__(self, transport: str | httpx.AsyncBaseTransport = "aiohttp", *,
                  max_connections: int = MAX_CONNECTIONS,
@@ -140,25 +148,25 @@ class Upstream:
         self._limits = httpx.Limits(max_connections=max_connections,
                                     max_keepalive_connections=max_connections,
                                     keepalive_expiry=KEEPALIVE_SECONDS)
-        self._user_agent = user_agent
-        self._client: httpx.AsyncClient | None = None
+        # sent with every request; identity: compressing a token stream only adds latency
+        self._base_headers = [(b"user-agent", user_agent.encode()),
+                              (b"accept-encoding", b"identity")]
+        self._transport: httpx.AsyncBaseTransport | None = None
 
-    def client(self) -> httpx.AsyncClient:
-        """The pooled client, created on first use inside the running event loop."""
-        if self._client is None:
+    def client(self) -> httpx.AsyncBaseTransport:
+        """The pooled transport, created on first use inside the running event loop."""
+        if self._transport is None:
             transport = self.transport
             if isinstance(transport, str):
                 transport = TRANSPORTS[transport](self._limits)
-            self._client = httpx.AsyncClient(transport=transport,
-                                             trust_env=False, follow_redirects=False,
-                                             headers={"user-agent": self._user_agent})
-        return self._client
+            self._transport = transport
+        return self._transport
 
     async def aclose(self) -> None:
         """Close the pool (at shutdown)."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.aclose()
 
     @asynccontextmanager
     async def open(self, method: str, url: str, *, content: bytes | None = None,
@@ -169,15 +177,14 @@ class Upstream:
         Leaving the block closes the response: if the body was not read to the end, the
         connection is closed too, which is how a cancelled request reaches the upstream.
         """
-        client = self.client()
-        request = client.build_request(
-            method, url, content=content, headers=headers,
-            timeout=httpx.Timeout(connect=timeouts.connect, read=None, write=timeouts.connect,
-                                  pool=None))
+        transport = self.client()
+        request = httpx.Request(method, _url(url), content=content,
+                                headers=self._base_headers + _encoded(headers),
+                                extensions={"timeout": _transport_timeouts(timeouts)})
         first_byte_by = asyncio.get_running_loop().time() + timeouts.read
         try:
             async with asyncio.timeout_at(first_byte_by):
-                response = await client.send(request, stream=True)
+                response = await transport.handle_async_request(request)
         except TimeoutError:
             raise read_timeout(timeouts) from None
         except httpx.HTTPError as error:
@@ -186,6 +193,24 @@ class Upstream:
             yield Reply(response, timeouts, first_byte_by)
         finally:
             await response.aclose()
+
+
+@lru_cache(maxsize=256)
+def _url(url: str) -> httpx.URL:
+    # a handful of upstream endpoints, parsed once each rather than on every request
+    return httpx.URL(url)
+
+
+@lru_cache(maxsize=64)
+def _transport_timeouts(timeouts: Timeouts) -> dict[str, float | None]:
+    # the transport enforces connect (and write); read and idle are enforced in Reply.chunks
+    return {"connect": timeouts.connect, "read": None, "write": timeouts.connect, "pool": None}
+
+
+def _encoded(headers: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
+    if not headers:
+        return []
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 class Reply:
@@ -197,7 +222,9 @@ class Reply:
         self._response = response
         self._timeouts = timeouts
         self._first_byte_by = first_byte_by  # loop time by which the body's first piece is due
-        self._pieces = response.aiter_bytes()  # one iterator: chunks() and drain() share it
+        # the raw stream: no decoders to run, since the request asked for identity encoding;
+        # one iterator, which chunks() and drain() share
+        self._pieces = response.stream.__aiter__()
         self.status = response.status_code
         self.headers = response.headers
 
@@ -285,8 +312,7 @@ def _causes(error: BaseException) -> list[BaseException]:
 
 
 def _is_connect_timeout(error: httpx.HTTPError) -> bool:
-    # httpx_aiohttp 0.2 maps every aiohttp ClientConnectionError (a refused connection, a server
-    # that hung up) to httpx.ConnectTimeout, so the aiohttp cause decides when there is one
+    # the aiohttp transport keeps aiohttp's error as the cause; when there is one, it decides
     cause = error.__cause__
     if isinstance(cause, aiohttp.ClientError):
         return isinstance(cause, aiohttp.ServerTimeoutError) and not isinstance(
