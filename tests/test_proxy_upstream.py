@@ -1,7 +1,8 @@
 """The upstream leg (engine/proxy/upstream.py): base URLs, passed headers, failures, cancellation.
 
 Failures and cancellation run against real sockets with both transports, because the transports
-differ exactly there (httpx_aiohttp reports a refused connection as a connect *timeout*).
+differ exactly there (an aiohttp-based transport may report a refused connection as a connect
+*timeout*; the aiohttp error kept as the cause decides).
 """
 
 from __future__ import annotations
