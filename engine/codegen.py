@@ -16,6 +16,7 @@ templates, tables, registered functions) is a constant in the namespace that the
 
 from __future__ import annotations
 
+import bisect
 import keyword
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
@@ -94,10 +95,16 @@ class RuleCompiler:
         w = self._writer(level=2)
         out = w.var("out")
         w(f"{out} = {{}}")
+        # a section's scope is always a dict (the caller checks): its .get is bound once
+        w("scope_get = scope.get")
+        w.getters["scope"] = "scope_get"
         errors: list[SpecError] = []
+        # which field rule each stretch of the body belongs to: a run error finds its rule id from
+        # its line number, so the happy path stores nothing per field
+        starts: list[tuple[int, str]] = []
         for name, spec, field_where in fields:
             field_writer = w.child()
-            field_writer(f"rule_id = {field_where.rule!r}")
+            starts.append((len(w.lines), field_where.rule))
             try:
                 self._field(field_writer, out, name, spec, "scope", field_where)
             except SpecErrors as many:
@@ -109,7 +116,9 @@ class RuleCompiler:
             w.lines.extend(field_writer.lines)
         if errors:
             raise SpecErrors(errors)
-        return self._function(w, out, where, rule_id="rule_id", dynamic_rule=True)
+        # body lines start on line 3 of the function: ``def`` is line 1 and ``try:`` line 2
+        table = w.constant(_RuleLines([(offset + 3, rule) for offset, rule in starts]), "RULES")
+        return self._function(w, out, where, rule_id=f"{table}.rule_of(error)", dynamic_rule=True)
 
     def compile_guard(self, spec: dict[str, Any], where: Where) -> Rule | None:
         """``when`` and ``unless`` as one check that is true when the rule should run.
@@ -146,7 +155,7 @@ class RuleCompiler:
         else:
             # attribute run errors to the rule (or, in a section, to the field rule running)
             label = rule_id if dynamic_rule else repr(rule_id)
-            body = (["    rule_id = None"] if dynamic_rule else []) + ["    try:"] + w.lines + [
+            body = ["    try:"] + w.lines + [
                 f"        return {result}",
                 "    except ConversionError as error:",
                 "        if error.rule is None:",
@@ -212,7 +221,12 @@ class RuleCompiler:
             w(f"{target} = None")
         with self._guarded(w, spec, scope, where):
             value = produce(w, spec, scope, where)
-            w(f"{target} = {value}")
+            if not guarded and _is_fresh(value, scope):
+                target = value  # the rule's own variable: modify it in place, no copy
+                if modifiers:
+                    self._never_none.discard(target)  # a modifier may leave it None
+            else:
+                w(f"{target} = {value}")
             if modifiers:
                 self._modifiers(w, spec, modifiers, target, scope, where, path)
             if required:
@@ -510,6 +524,10 @@ class RuleCompiler:
                 w(f"raise CoercionError({expression + ': '!r} + str(error)) from None")
             return target
         segments = path_segments(expression)
+        getter = w.getters.get(scope)
+        if getter is not None and len(segments) == 1 and isinstance(segments[0], str):
+            w(f"{target} = {getter}({segments[0]!r})")  # the scope is known to be a dict
+            return target
         if all(isinstance(segment, str) for segment in segments):
             chain = "".join(f".get({segment!r})" for segment in segments)
             with w.block("try:"):
@@ -543,6 +561,30 @@ class RuleCompiler:
             return w.constant(compile_template(source), "TPL")
         except SpecError as error:
             raise located(error, where) from None
+
+
+class _RuleLines:
+    """Which rule a line of a generated section function belongs to."""
+
+    __slots__ = ("lines", "rules")
+
+    def __init__(self, starts: list[tuple[int, str]]) -> None:
+        self.lines = [line for line, _ in starts]
+        self.rules = [rule for _, rule in starts]
+
+    def rule_of(self, error: BaseException) -> str | None:
+        """The rule whose lines were running when ``error`` passed through the section function."""
+        traceback = error.__traceback__  # its first entry is the section function's own frame
+        if traceback is None or not self.lines:
+            return None
+        index = bisect.bisect_right(self.lines, traceback.tb_lineno) - 1
+        return self.rules[index] if index >= 0 else None
+
+
+def _is_fresh(code: str, scope: str) -> bool:
+    """Whether generated code names a variable the rule itself just wrote (so it may modify it)."""
+    return code != scope and code != "None" and code.isidentifier() and not code.isupper() \
+        and code[:1].islower() and code not in ("scope", "ctx", "scope_get")
 
 
 def _is_literal(code: str) -> bool:

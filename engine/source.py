@@ -28,11 +28,14 @@ class Names:
 class SourceWriter:
     """Lines of one function body, with indentation and fresh local names."""
 
-    def __init__(self, names: Names, namespace: dict[str, Any], level: int = 1) -> None:
+    def __init__(self, names: Names, namespace: dict[str, Any], level: int = 1,
+                 getters: dict[str, str] | None = None) -> None:
         self.names = names
         self.namespace = namespace
         self.lines: list[str] = []
         self.level = level
+        # variables known to hold a dict, and the local their bound ``.get`` is in
+        self.getters: dict[str, str] = getters if getters is not None else {}
 
     def __call__(self, line: str) -> None:
         self.lines.append("    " * self.level + line)
@@ -71,7 +74,7 @@ class SourceWriter:
         return name
 
     def child(self) -> "SourceWriter":
-        return SourceWriter(self.names, self.namespace, self.level)
+        return SourceWriter(self.names, self.namespace, self.level, self.getters)
 
 
 def define_function(namespace: dict[str, Any], name: str, body: list[str], *,

@@ -4,7 +4,8 @@ A case holds an ``input`` and either
 * ``expect``: JMESPath expressions over the output and the values they must give (the semantic
   check), plus a JSON snapshot of the whole output, which must also validate against the OpenAI
   schema for what it is; or
-* ``error``: the error class, the input path and a fragment of the message a bad input must give.
+* ``error``: the error class, the input path and a fragment of the message a bad input must give
+  (and, optionally, the id of the rule that must report it).
 
 A snapshot alone proves nothing, so every case that converts has ``expect`` assertions too.
 ``MAPPER_CASE=tests/mappings/openai-chat/request/stream.yaml pytest tests/test_mapping_fixtures.py``
@@ -102,6 +103,8 @@ def test_fixture(path: Path, snapshot: Any) -> None:
             _convert(mapping, kind, case)
         assert caught.value.json_path == expected["path"]
         assert expected["contains"] in caught.value.message
+        if "rule" in expected:
+            assert caught.value.rule == expected["rule"]
         return
 
     output = _convert(mapping, kind, case)

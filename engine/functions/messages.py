@@ -67,6 +67,8 @@ def merge_assistant_turns(messages: Json, ctx: Context) -> Json:
     one that holds only reasoning. Two text messages stay apart. Reasoning that no text or tool call
     follows is dropped: a chat turn cannot consist of reasoning alone.
     """
+    if sum(1 for message in messages if message.get("role") == "assistant") == 0:
+        return messages  # nothing to join (a first turn, a plain question)
     turns: list[dict] = []
     for message in messages:
         previous = turns[-1] if turns else None
