@@ -276,3 +276,23 @@ def test_serve_configuration_errors_exit_1_before_listening(tmp_path: Path) -> N
                                        "--api-key-env", "MAPPER_TEST_UNSET_VARIABLE"], env={})
     assert result.exit_code == 1
     assert "$MAPPER_TEST_UNSET_VARIABLE is not set" in result.output
+
+
+@pytest.mark.parametrize("text", [
+    "key sk-abcdef123456 leaked", "KEY SK-ABCDEF123456 LEAKED", "Authorization: Bearer abc.def",
+    "authorization: BEARER xyz", "a known-secret-value here",
+])
+def test_redactor_removes_every_key_shape(text: str) -> None:
+    from mapper.engine.proxy.logs import REDACTED, Redactor
+
+    redacted = Redactor(["known-secret-value"]).text(text)
+    assert REDACTED in redacted
+    for secret in ("abcdef123456", "ABCDEF123456", "abc.def", "xyz", "known-secret-value"):
+        assert secret not in redacted
+
+
+def test_redactor_leaves_clean_text_alone() -> None:
+    from mapper.engine.proxy.logs import Redactor
+
+    line = '{"event":"request","route":"default","status":200,"tokens":{"input":3}}'
+    assert Redactor(["sk-held"]).text(line) == line
