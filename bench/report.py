@@ -21,6 +21,8 @@ from typing import Any, Iterable
 
 import orjson
 
+ANALYSIS = Path(__file__).with_name("ANALYSIS.md")
+
 Json = Any
 
 TARGETS = {
@@ -369,6 +371,8 @@ def render(results: Json) -> str:
         "cell was. CPU per request is the figure least moved by that noise.",
         "",
     ]
+    if ANALYSIS.is_file():  # the hand-written explanation of the misses (bench/ANALYSIS.md)
+        lines += [ANALYSIS.read_text().strip(), ""]
     directions = results.get("directions", [])
     if results.get("proxy"):
         lines += _proxy_section("Proxy overhead, throughput and CPU", results["proxy"], directions)
