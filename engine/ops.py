@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable
 import orjson
 
 from .errors import CoercionError, ConversionError, SpecError
+from .expressions import jp_truthy
 from .types import Json
 
 SOURCES = ("from", "value", "template", "emit", "each", "switch", "concat", "first", "id", "now",
@@ -135,13 +136,8 @@ def located(error: SpecError, where: Where) -> SpecError:
 CONTAINERS = (list, dict, str)
 
 
-def truthy(value: Json) -> bool:
-    """JMESPath truth: false, null, and empty strings, arrays and objects are false; 0 is true."""
-    if value is None or value is False:
-        return False
-    if value.__class__ in CONTAINERS:
-        return len(value) > 0
-    return True
+truthy = jp_truthy
+"""JMESPath truth: false, null, and empty strings, arrays and objects are false; 0 is true."""
 
 
 def case_key(key: Json) -> str:

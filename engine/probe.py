@@ -33,6 +33,7 @@ import httpx
 from .probe_report import (ERROR, OK, UNSUPPORTED, Check, ProbeReport, exit_code, fixes, hints, overlay_for,
                            render_table, report_as_json, truncate, unfixable)
 from .types import Json
+from .upstream_target import base_url, redact_url
 
 __all__ = ["Check", "ProbeReport", "ProbeRun", "base_candidates", "exit_code", "fixes", "hints", "overlay_for",
            "probe", "render_table", "report_as_json", "run", "unfixable"]
@@ -44,7 +45,6 @@ MESSAGE_LIMIT = 240  # characters of an upstream message kept in a report
 LIMIT_TOKENS = 5  # max_tokens for the limit checks: far less than counting to 50 needs
 FEATURE_TOKENS = 64  # an output limit for feature checks, once one is known to work
 
-_ENDPOINT_SUFFIXES = ("/chat/completions", "/responses", "/completions", "/models")
 # statuses that say nothing about a feature: the key, the rate limit, a proxy in the way
 _NOT_A_REFUSAL = frozenset({401, 403, 407, 408, 429})
 # a 1x1 red PNG, the smallest image every vision model accepts
@@ -78,9 +78,9 @@ def probe(upstream_url: str, model: str, *, api_key: str | None = None, api: str
     with httpx.Client(timeout=limits, headers=headers, transport=transport) as client:
         session = _Session(client, model, timeout, secret=api_key)
         checks = session.run(api, candidates)
-    return ProbeReport(upstream=_shown(upstream_url), api=api, model=model,
-                       base_url=_shown(session.base) if session.base else None,
-                       tried=tuple(_shown(url) for url in session.tried), checks=tuple(checks))
+    return ProbeReport(upstream=redact_url(upstream_url), api=api, model=model,
+                       base_url=redact_url(session.base) if session.base else None,
+                       tried=tuple(redact_url(url) for url in session.tried), checks=tuple(checks))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,18 +124,12 @@ def run(upstream_url: str, model: str, *, api_key: str | None = None, api: str =
 def base_candidates(url: str) -> list[str]:
     """Base URLs to try for what a user typed: with ``/v1`` and without, the likelier first.
 
-    A pasted endpoint (``…/v1/chat/completions``) loses its endpoint and ``/v1/v1`` becomes ``/v1``.
+    The URL is normalised as the proxy normalises it (``upstream_target.base_url``: a pasted
+    endpoint loses its endpoint, ``/v1/v1`` becomes ``/v1``); then the other ``/v1`` choice is tried.
     """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {_shown(url)!r}")
-    path = parts.path.rstrip("/")
-    for suffix in _ENDPOINT_SUFFIXES:
-        if path.endswith(suffix):
-            path = path[: -len(suffix)].rstrip("/")
-            break
-    while path.endswith("/v1/v1"):
-        path = path[:-3]
+    base = base_url(url)
+    parts = urlsplit(base)
+    path = parts.path
     paths = [path, path[:-3]] if path.endswith("/v1") else [path + "/v1", path]
     urls = [urlunsplit((parts.scheme, parts.netloc, p, parts.query, "")) for p in paths]
     return list(dict.fromkeys(urls))
@@ -534,14 +528,6 @@ def _join(base: str, path: str) -> str:
     """``path`` under ``base``, keeping the base's query (``?api-version=…``) at the end."""
     parts = urlsplit(base)
     return urlunsplit((parts.scheme, parts.netloc, parts.path + path, parts.query, ""))
-
-
-def _shown(url: str) -> str:
-    """A URL without credentials or query (which may carry keys), for reports."""
-    parts = urlsplit(url.strip())
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _user(content: Json) -> dict[str, Json]:

@@ -29,10 +29,41 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from .types import Json
 
+# Endpoints people paste instead of a base URL; trimmed off by ``base_url``.
+_ENDPOINT_SUFFIXES = ("/chat/completions", "/responses", "/completions", "/models")
 # the path of each API's endpoint under an OpenAI-style base URL (``…/v1``)
 API_PATHS = {"openai.chat": "/chat/completions", "openai.responses": "/responses"}
 DEFAULT_AUTH_HEADER = "authorization"
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def base_url(url: str) -> str:
+    """The OpenAI-style base URL for what a user typed.
+
+    ``http://host:11434`` (no path) gets ``/v1``; a doubled ``/v1/v1`` becomes ``/v1``; a pasted
+    endpoint (``…/v1/chat/completions``) loses its endpoint; trailing slashes go. Any other path is
+    kept as given, since providers version differently (``/compatible-mode/v1``, ``/api/v3``,
+    ``/v1beta/openai``). Raises ``ValueError`` for what is not an http(s) URL.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
+    path = parts.path.rstrip("/")
+    for suffix in _ENDPOINT_SUFFIXES:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)].rstrip("/")
+            break
+    while path.endswith("/v1/v1"):
+        path = path[:-3]
+    return urlunsplit((parts.scheme, parts.netloc, path or "/v1", parts.query, ""))
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials or query, which may carry keys, for logs and messages."""
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def endpoint_url(base: str, options: Mapping[str, Json], *, api: str, model: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Put ``tests/`` on ``sys.path`` so test modules can ``import support.<module>``.
+"""Put ``tests/`` on ``sys.path`` so test modules can ``import support.<module>``; shared fixtures.
 
 pytest runs with ``--import-mode=importlib`` and the repository root is itself the ``mapper``
 package, so ``tests`` is not importable as a package of its own.
@@ -10,3 +10,26 @@ from pathlib import Path
 _TESTS_DIR = str(Path(__file__).parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
+
+
+import pytest  # noqa: E402 - after the path is set, so that support imports resolve
+
+from support.fake_upstream import FakeUpstream  # noqa: E402
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def upstream_server():
+    """A fake chat upstream shared by a module's tests (``fake`` resets it before each)."""
+    with FakeUpstream() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(upstream_server: FakeUpstream) -> FakeUpstream:
+    upstream_server.reset()
+    return upstream_server

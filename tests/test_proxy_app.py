@@ -29,23 +29,6 @@ from support.schemas import assert_valid
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def upstream_server():
-    with FakeUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(upstream_server: FakeUpstream) -> FakeUpstream:
-    upstream_server.reset()
-    return upstream_server
-
-
 def flags(fake: FakeUpstream, env: dict[str, str] | None = None, **options: Any) -> ProxyConfig:
     options.setdefault("mapping", "openai-chat")
     options.setdefault("upstream", fake.base_url)

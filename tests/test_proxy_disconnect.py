@@ -25,23 +25,6 @@ pytestmark = pytest.mark.anyio
 LIMIT = 0.1  # seconds from the hang-up to the upstream seeing its connection closed
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def upstream_server():
-    with FakeUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(upstream_server: FakeUpstream) -> FakeUpstream:
-    upstream_server.reset()
-    return upstream_server
-
-
 def _slow_stream() -> object:
     frames = [{"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
                "choices": [{"index": 0, "delta": {"content": f"w{n} "}, "finish_reason": None}]}

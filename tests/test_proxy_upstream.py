@@ -22,23 +22,6 @@ pytestmark = pytest.mark.anyio
 TRANSPORT_NAMES = sorted(TRANSPORTS)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def upstream_server():
-    with FakeUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(upstream_server: FakeUpstream) -> FakeUpstream:
-    upstream_server.reset()
-    return upstream_server
-
-
 # -- base URLs --------------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ whose single read timeout cannot tell the two phases apart. Every failure become
 or breaks the connection, 504 when it is too slow.
 
 Base URLs. Users give the URL an OpenAI client would take (``http://host:8000/v1``) but often get
-the ``/v1`` wrong; ``base_url`` forgives the usual slips (see its docstring). The endpoint under the
+the ``/v1`` wrong; ``base_url`` (in ``engine.upstream_target``) forgives the usual slips. The endpoint under the
 base URL, and the header that carries the key, follow the mapping's options
 (``engine.upstream_target``: ``upstream_path``, ``upstream_query``, ``auth_header``).
 """
@@ -34,18 +34,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import AsyncIterator, Callable, Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import httpx
 
 from ... import __version__
 from ..errors import UpstreamError
+from ..upstream_target import base_url, redact_url
 
 __all__ = ["TRANSPORTS", "Reply", "Timeouts", "Upstream", "base_url", "passed_headers", "redact_url"]
-
-# Endpoints people paste instead of a base URL; trimmed off by ``base_url``.
-_ENDPOINT_SUFFIXES = ("/chat/completions", "/responses", "/completions", "/models")
 
 MAX_CONNECTIONS = 1024  # per process; streams hold a connection for their whole length
 KEEPALIVE_SECONDS = 30.0
@@ -82,38 +79,6 @@ class Timeouts:
         values = {"connect": self.connect, "read": self.read, "idle": self.idle}
         values.update({name: float(value) for name, value in changes.items() if value is not None})
         return Timeouts(**values)
-
-
-# -- URLs -------------------------------------------------------------------------------------
-
-
-def base_url(url: str) -> str:
-    """The OpenAI-style base URL for what a user typed.
-
-    ``http://host:11434`` (no path) gets ``/v1``; a doubled ``/v1/v1`` becomes ``/v1``; a pasted
-    endpoint (``…/v1/chat/completions``) loses its endpoint; trailing slashes go. Any other path is
-    kept as given, since providers version differently (``/compatible-mode/v1``, ``/api/v3``,
-    ``/v1beta/openai``). Raises ``ValueError`` for what is not an http(s) URL.
-    """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
-    path = parts.path.rstrip("/")
-    for suffix in _ENDPOINT_SUFFIXES:
-        if path.endswith(suffix):
-            path = path[: -len(suffix)].rstrip("/")
-            break
-    while path.endswith("/v1/v1"):
-        path = path[:-3]
-    return urlunsplit((parts.scheme, parts.netloc, path or "/v1", parts.query, ""))
-
-
-def redact_url(url: str) -> str:
-    """The URL without credentials or query, which may carry keys, for logs and messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 # -- headers ------------------------------------------------------------------------------------
