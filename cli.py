@@ -93,7 +93,7 @@ def convert(mapping_ref: str, overlays: tuple[str, ...], option_pairs: tuple[str
     mapping = _compile(mapping_ref, overlays, _parse_options(option_pairs))
     request = _read_json(request_file.read(), _name(request_file)) if request_file else None
     make_context = deterministic_context if deterministic else Context
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     if kind == "stream":
         _convert_stream(mapping, input_file, request, make_context(), out)
         return

@@ -334,11 +334,24 @@ class RuleCompiler:
         w(f"{target} = []")
         for part_id, rule in parts.items():
             value = self._rule(w, rule, scope, where.inside(parts, part_id))
+            self._add_to_list(w, target, value, flatten=True)
+        return target
+
+    def _add_to_list(self, w: SourceWriter, target: str, value: str, *, flatten: bool) -> None:
+        """Append ``value`` to the list ``target`` unless None; with ``flatten``, extend by a list."""
+        if value == "None":
+            return
+        if _is_literal(value):  # a literal is neither None nor a list: no test to write
+            w(f"{target}.append({value})")
+            return
+        if flatten:
             with w.block(f"if {value}.__class__ is list:"):
                 w(f"{target}.extend({value})")
             with w.block(f"elif {value} is not None:"):
                 w(f"{target}.append({value})")
-        return target
+        else:
+            with w.block(f"if {value} is not None:"):
+                w(f"{target}.append({value})")
 
     def _source_first(self, w: SourceWriter, rules: Any, spec: dict, scope: str, where: Where) -> str:
         if not isinstance(rules, list) or not rules:
@@ -394,14 +407,7 @@ class RuleCompiler:
             with w.block("try:"):
                 with w.block(f"for {index}, {item} in enumerate({items}):"):
                     value = self._object(w, item_spec, item, where) if item_spec else item
-                    if flatten:
-                        with w.block(f"if {value}.__class__ is list:"):
-                            w(f"{target}.extend({value})")
-                        with w.block(f"elif {value} is not None:"):
-                            w(f"{target}.append({value})")
-                    else:
-                        with w.block(f"if {value} is not None:"):
-                            w(f"{target}.append({value})")
+                    self._add_to_list(w, target, value, flatten=flatten)
             with w.block("except ConversionError as error:"):
                 w(f"raise error.at(*{path!r}, {index})")
         return target
