@@ -120,6 +120,62 @@ class RuleCompiler:
         table = w.constant(_RuleLines([(offset + 3, rule) for offset, rule in starts]), "RULES")
         return self._function(w, out, where, rule_id=f"{table}.rule_of(error)", dynamic_rule=True)
 
+    def compile_frame_rules(self, rules: list[tuple[str, dict[str, Any], Where, Any, Any]],
+                            where: Where) -> Callable[..., None]:
+        """One function ``(frame, ctx, machine)`` that runs a stream's rules on one upstream frame.
+
+        ``rules`` are ``(id, spec, where, kind, part)`` in file order, already validated by
+        ``engine.stream_spec``; ``kind``/``part`` are the compiled item kind and part a ``feed``
+        rule names (None otherwise). The code evaluates each rule's guard, delta, final text and
+        attributes inline and calls the machine only when the frame has something for it (most
+        frames carry one field out of the several rules look at).
+        """
+        w = self._writer()
+        for rule_id, spec, rule_where, kind, part in rules:
+            w(f"# {rule_id}")
+            with self._guarded(w, spec, "scope", rule_where):
+                if "each" in spec:
+                    items = self._path(w, spec["each"], "scope", rule_where.inside(spec, "each"))
+                    item = w.var("item")
+                    with w.block(f"for {item} in {items} or ():"):
+                        self._frame_action(w, spec, item, rule_where, kind, part)
+                else:
+                    self._frame_action(w, spec, "scope", rule_where, kind, part)
+        return self._function(w, "None", where, arguments="scope, ctx, machine")
+
+    def _frame_action(self, w: SourceWriter, spec: dict[str, Any], scope: str, where: Where,
+                      kind: Any, part: Any) -> None:
+        if "feed" not in spec:
+            action = next(key for key in ("finish", "usage", "error") if key in spec)
+            value = self._rule(w, spec[action], scope, where.inside(spec, action))
+            if action == "finish":
+                w(f"machine.finish({value})")
+            else:
+                with w.block(f"if {value} is not None:"):
+                    w(f"machine.{'set_usage' if action == 'usage' else 'upstream_error'}({value})")
+            w("if machine.finished: return None")
+            return
+
+        def value_of(key: str) -> str:
+            return self._rule(w, spec[key], scope, where.inside(spec, key)) if key in spec else "None"
+
+        delta, final = value_of("delta"), value_of("final")
+        attributes = [(name, self._rule(w, rule, scope, where.inside(spec["set"], name)))
+                      for name, rule in (spec.get("set") or {}).items()]
+        # the machine is called only when this frame has a delta, a final text or an attribute
+        present = [term for term in (delta, final) if term != "None"]
+        present += [f"{value} is not None" for _, value in attributes]
+        if not present:
+            return
+        with w.block(f"if {' or '.join(present)}:"):
+            key = value_of("key") if kind.keyed else "None"
+            identity = value_of("identity") if kind.keyed else "None"
+            pairs = ", ".join(f"({name!r}, {value})" for name, value in attributes)
+            w(f"machine.feed_item({w.constant(kind, 'KIND')}, "
+              f"{w.constant(part, 'PART') if part is not None else 'None'}, {delta}, {final}, "
+              f"{key}, {identity}, ({pairs}{',' if len(attributes) == 1 else ''}))")
+            w("if machine.finished: return None")
+
     def compile_guard(self, spec: dict[str, Any], where: Where) -> Rule | None:
         """``when`` and ``unless`` as one check that is true when the rule should run.
 
@@ -148,7 +204,7 @@ class RuleCompiler:
     # -- functions ------------------------------------------------------------------------------
 
     def _function(self, w: SourceWriter, result: str, where: Where, *, rule_id: str | None = None,
-                  dynamic_rule: bool = False) -> Rule:
+                  dynamic_rule: bool = False, arguments: str = "scope, ctx") -> Rule:
         name = self.names.fresh("_" + _identifier(where.rule))
         if rule_id is None:
             body = w.lines + [f"    return {result}"]
@@ -163,7 +219,7 @@ class RuleCompiler:
                 "        raise",
             ]
         try:
-            function, source = define_function(self.namespace, name, body,
+            function, source = define_function(self.namespace, name, body, arguments=arguments,
                                                filename=f"<mapper {where.rule}>")
         except SyntaxError as error:  # e.g. Python's limit of 20 nested blocks
             raise where.error(SpecError, f"the rule is too deeply nested to compile ({error.msg}); "

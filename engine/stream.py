@@ -27,8 +27,6 @@ hold; nothing grows with the number of frames except that text.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .context import Context
 from .errors import StreamError, UpstreamError
 from .stream_spec import EventRule, ItemKind, PartKind, StreamSpec
@@ -100,22 +98,11 @@ class StreamMachine:
             return self._failed(f"upstream frame is not a JSON object: {str(chunk)[:200]}")
         self._capture(chunk)
         if spec.dispatch is not None:
-            actions = spec.actions_by_key.get(spec.dispatch(chunk, ctx), spec.actions_always)
+            handler = spec.handlers.get(spec.dispatch(chunk, ctx), spec.default_handler)
         else:
-            actions = spec.actions_always
+            handler = spec.default_handler
         try:
-            for action in actions:
-                if action.when is not None and not action.when(chunk, ctx):
-                    continue  # (a compiled guard gives a plain bool)
-                if action.each is not None:
-                    for element in action.each(chunk, ctx) or ():
-                        self._act(action, element)
-                        if self.finished:
-                            break
-                else:
-                    self._act(action, chunk)
-                if self.finished:
-                    break
+            handler(chunk, ctx, self)
         except StreamError as error:
             return self._failed(error.message)
         if not self.started:
@@ -149,43 +136,24 @@ class StreamMachine:
         self._out = []
         return self._failed(message, code=code, param=param)
 
-    # -- actions ----------------------------------------------------------------------------------
+    # -- actions: called by the generated rule functions (``StreamSpec.handlers``) ------------------
 
-    def _act(self, action: Any, scope: Json) -> None:
-        kind = action.action
-        if kind == "feed":
-            self._feed(action, scope)
-            return
-        value = action.value(scope, self.ctx)
-        if kind == "finish":
-            if value is not None or not self.saw_finish:
-                self._finish(value)
-        elif kind == "usage":
+    def feed_item(self, kind: ItemKind, part_kind: PartKind | None, delta: Json, final: Json,
+                  key: Json, identity: Json, attributes: tuple[tuple[str, Json], ...]) -> None:
+        """A ``feed`` rule found something: a delta, a whole final text, or an item attribute."""
+        named = False
+        for _, value in attributes:
             if value is not None:
-                self.state["usage"] = value
-        elif value is not None:  # error
-            self._upstream_error(value)
-
-    def _feed(self, action: Any, scope: Json) -> None:
-        ctx = self.ctx
-        delta = action.delta(scope, ctx) if action.delta is not None else None
-        final = action.final(scope, ctx) if action.final is not None else None
-        if action.attributes:
-            attributes = [(name, rule(scope, ctx)) for name, rule in action.attributes]
-            named = any(value is not None for _, value in attributes)
-        else:
-            attributes, named = (), False
+                named = True
+                break
         if not delta and not final and not named:
-            return  # the common case: this rule's field is absent from the frame
+            return
         if delta is not None and delta.__class__ is not str:
             delta = str(delta)
         if final is not None and final.__class__ is not str:
             final = str(final)
-        kind = self.spec.kinds[action.kind]
         opening = bool(delta) or bool(final) or named
         if kind.keyed:
-            key = action.key(scope, ctx)
-            identity = action.identity(scope, ctx) if action.identity is not None else None
             item = self._keyed_item(kind, key, identity, opening, bool(delta))
         else:
             item = self._plain_item(kind, opening)
@@ -197,17 +165,28 @@ class StreamMachine:
         if not item.is_open:
             self._open_item(item)
         if final is not None:
-            delta = self._unsent(item, kind.parts[action.part] if action.part else None, final)
+            delta = self._unsent(item, part_kind, final)
         if not delta:
             return
-        if action.part is not None:
-            self._part_delta(item, kind.parts[action.part], delta)
+        if part_kind is not None:
+            self._part_delta(item, part_kind, delta)
         else:
             if kind.accumulate:
                 item.chunks.append(delta)
             item.sent += len(delta)
             item.scope["delta"] = delta
             self._emit_all(kind.delta, item.scope)
+
+    def finish(self, reason: Json) -> None:
+        """A ``finish`` rule: a reason finishes; a missing one only counts if none came before."""
+        if reason is not None or not self.saw_finish:
+            self._finish(reason)
+
+    def set_usage(self, usage: Json) -> None:
+        self.state["usage"] = usage
+
+    def upstream_error(self, error: Json) -> None:
+        self._upstream_error(error)
 
     def _unsent(self, item: _Item, part_kind: PartKind | None, final: str) -> str:
         """The part of ``final`` (the whole text so far) that no delta has carried yet.

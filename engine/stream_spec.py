@@ -4,7 +4,9 @@ The section has two halves. The *declarative* half says what to read and what to
 
 * ``rules``: per upstream frame, in order, which actions to take. An action ``feed``s a delta (and
   attributes such as a tool call's id and name) into an item kind, records the ``finish`` reason or
-  the ``usage``, or reports an ``error``. ``for:`` values dispatch by the frame's ``framing.dispatch``
+  the ``usage``, or reports an ``error``. The rules compile to one generated function per frame
+  type (``RuleCompiler.compile_frame_rules``), which calls the machine only when a frame has
+  something for it. ``for:`` values dispatch by the frame's ``framing.dispatch``
   field (a Responses event's ``type``) through a dict, so a frame pays only for its own rules.
   (The key is not ``on:``, which YAML 1.1 reads as the boolean true.)
 * ``kinds``: the item kinds (message, reasoning, function_call, ...): which index counter they use,
@@ -21,7 +23,7 @@ mapping can emit a delta for an item it never opened. That is where every peer b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .errors import SpecError
 from .codegen import RuleCompiler
@@ -67,32 +69,16 @@ class ItemKind:
 
 
 @dataclass(frozen=True, slots=True)
-class Action:
-    """One entry of ``rules``: what a matching frame does."""
-
-    id: str
-    action: str
-    when: Rule | None
-    each: Rule | None
-    value: Rule | None = None           # finish / usage / error
-    kind: str | None = None             # feed
-    part: str | None = None
-    delta: Rule | None = None
-    final: Rule | None = None           # the whole text so far; the unsent rest becomes a delta
-    key: Rule | None = None
-    identity: Rule | None = None
-    attributes: tuple[tuple[str, Rule], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class StreamSpec:
     done_in: str | None
     done_out: bool
     event_lines: bool
     sequence: str | None
     dispatch: Rule | None
-    actions_by_key: dict[str, tuple[Action, ...]]
-    actions_always: tuple[Action, ...]
+    # generated functions (frame, ctx, machine) running the rules for one frame: by the value of
+    # the dispatch field, and for every other frame
+    handlers: dict[str, Callable[..., None]]
+    default_handler: Callable[..., None]
     init: tuple[tuple[str, Rule], ...]
     capture: tuple[tuple[str, Rule], ...]
     kinds: dict[str, ItemKind]
@@ -128,23 +114,24 @@ def compile_stream(spec: dict[str, Any], compiler: RuleCompiler) -> StreamSpec:
 
     kinds = {name: _kind(name, kind, events, compiler, where)
              for name, kind in (section.get("kinds") or {}).items()}
-    actions = [_action(action_id, rule, kinds, compiler, where)
-               for action_id, rule in (section.get("rules") or {}).items()]
-    by_key: dict[str, list[Action]] = {}
-    always: list[Action] = []
-    for action in actions:
-        values = section["rules"][action.id].get("for")
+    rules = [_rule(rule_id, rule, kinds, where)
+             for rule_id, rule in (section.get("rules") or {}).items()]
+    by_key: dict[str, list[tuple]] = {}
+    always: list[tuple] = []
+    for rule in rules:
+        values = rule[1].get("for")
         if values is None:
-            always.append(action)
+            always.append(rule)
         else:
             for value in ([values] if isinstance(values, str) else values):
-                by_key.setdefault(str(value), []).append(action)
-    if always and by_key:
-        # file order is evaluation order: a dispatched frame runs its own rules and the
-        # undispatched ones, interleaved as written
-        order = {a.id: i for i, a in enumerate(actions)}
-        by_key = {key: sorted(found + always, key=lambda a: order[a.id])
-                  for key, found in by_key.items()}
+                by_key.setdefault(str(value), []).append(rule)
+    # file order is evaluation order: a dispatched frame runs its own rules and the undispatched
+    # ones, interleaved as written
+    order = {rule[0]: number for number, rule in enumerate(rules)}
+    handlers = {key: compiler.compile_frame_rules(sorted(found + always, key=lambda r: order[r[0]]),
+                                                  where(f"rules.for.{key}"))
+                for key, found in by_key.items()}
+    default_handler = compiler.compile_frame_rules(always, where("rules"))
     dispatch = framing.get("dispatch")
     response_fields = dict(section.get("response") or {})
     echo = (spec.get("response") or {}).get("echo") or {}
@@ -158,8 +145,8 @@ def compile_stream(spec: dict[str, Any], compiler: RuleCompiler) -> StreamSpec:
         event_lines=bool(framing.get("event_lines", typed)),
         sequence=framing.get("sequence"),
         dispatch=compiler.compile(dispatch, where("framing.dispatch")) if dispatch else None,
-        actions_by_key={key: tuple(found) for key, found in by_key.items()},
-        actions_always=tuple(always),
+        handlers=handlers,
+        default_handler=default_handler,
         init=fields(section.get("init"), "init"),
         capture=fields(section.get("capture"), "capture"),
         kinds=kinds,
@@ -219,21 +206,15 @@ def _kind(name: str, spec: dict[str, Any], events: Any, compiler: RuleCompiler, 
     )
 
 
-def _action(action_id: str, spec: dict[str, Any], kinds: dict[str, ItemKind], compiler: RuleCompiler,
-            where: Any) -> Action:
-    path = f"rules.{action_id}"
-    rule_where = where(path, spec)
+def _rule(rule_id: str, spec: dict[str, Any], kinds: dict[str, ItemKind],
+          where: Any) -> tuple[str, dict[str, Any], Where, ItemKind | None, PartKind | None]:
+    """Check one entry of ``rules``; the code generator writes what it does."""
+    rule_where = where(f"rules.{rule_id}", spec)
     found = [key for key in ACTIONS if key in spec]
     if len(found) != 1:
         raise rule_where.error(SpecError, f"a stream rule takes exactly one of {', '.join(ACTIONS)}")
-
-    def compiled(key: str) -> Rule | None:
-        return compiler.compile(spec[key], where(f"{path}.{key}", spec, key)) if key in spec else None
-
-    common = dict(id=action_id, action=found[0], when=compiler.compile_guard(spec, rule_where),
-                  each=compiled("each"))
     if found[0] != "feed":
-        return Action(**common, value=compiled(found[0]))
+        return rule_id, spec, rule_where, None, None
     kind_name, _, part = str(spec["feed"]).partition(".")
     kind = kinds.get(kind_name)
     if kind is None:
@@ -242,8 +223,4 @@ def _action(action_id: str, spec: dict[str, Any], kinds: dict[str, ItemKind], co
         raise rule_where.error(SpecError, f"kind '{kind_name}' has no part '{part}'")
     if kind.keyed and "key" not in spec:
         raise rule_where.error(SpecError, f"kind '{kind_name}' is keyed: the rule needs key:")
-    attributes = tuple((name, compiler.compile(rule, where(f"{path}.set.{name}", spec["set"], name)))
-                       for name, rule in (spec.get("set") or {}).items())
-    return Action(**common, kind=kind_name, part=part or None, delta=compiled("delta"),
-                  final=compiled("final"), key=compiled("key"), identity=compiled("identity"),
-                  attributes=attributes)
+    return rule_id, spec, rule_where, kind, kind.parts[part] if part else None
