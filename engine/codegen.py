@@ -587,23 +587,21 @@ class RuleCompiler:
             return target
         segments = path_segments(expression)
         getter = w.getters.get(scope)
-        if getter is not None and len(segments) == 1 and isinstance(segments[0], str):
+        steps = 0
+        if getter is not None and isinstance(segments[0], str):
             w(f"{target} = {getter}({segments[0]!r})")  # the scope is known to be a dict
-            return target
-        if all(isinstance(segment, str) for segment in segments):
-            chain = "".join(f".get({segment!r})" for segment in segments)
-            with w.block("try:"):
-                w(f"{target} = {scope}{chain}")
-            with w.block("except AttributeError:"):
-                w(f"{target} = None")
-            return target
-        w(f"{target} = {scope}")
+            segments, steps = segments[1:], 1
+        else:
+            w(f"{target} = {scope}")
         opened = 0
-        for number, segment in enumerate(segments):
-            if number:
+        for segment in segments:
+            # an absent step ends the walk without raising: missing fields are the common case,
+            # and a raised AttributeError costs more than the whole lookup
+            if steps:
                 w(f"if {target} is not None:")
                 w.level += 1
                 opened += 1
+            steps += 1
             if isinstance(segment, int):
                 size = segment + 1 if segment >= 0 else -segment
                 w(f"{target} = {target}[{segment}] if {target}.__class__ is list and "
