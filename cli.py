@@ -262,11 +262,20 @@ def functions() -> None:
               help="Longest silence between two pieces of the upstream's body.  [default: 300]")
 @click.option("--upstream-transport", type=click.Choice(["aiohttp", "httpx"]), default="aiohttp",
               show_default=True, help="The HTTP transport under the upstream client.")
+@click.option("--store", "store_url", is_flag=False, flag_value="sqlite://", default=None,
+              metavar="[URL]", envvar="MAPPER_STORE",
+              help="Keep responses for store, previous_response_id and GET/DELETE "
+                   "/v1/responses/{id}: sqlite:///FILE, sqlite:////ABSOLUTE/FILE or "
+                   "redis://HOST:PORT/DB; alone, a SQLite file under $XDG_DATA_HOME/mapper. "
+                   "Also read from $MAPPER_STORE.")
+@click.option("--store-ttl", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Delete stored responses after this long.  [default: keep until deleted]")
 def serve(mapping_ref: str | None, overlays: tuple[str, ...], option_pairs: tuple[str, ...],
           upstream: str | None, api_key_env: str | None, proxy_key_env: str | None,
           config_file: str | None, host: str, port: int, workers: int, log_bodies: bool,
           max_body_bytes: int, connect_timeout: float | None, read_timeout: float | None,
-          idle_timeout: float | None, upstream_transport: str) -> None:
+          idle_timeout: float | None, upstream_transport: str, store_url: str | None,
+          store_ttl: float | None) -> None:
     """Serve the mapping's client API over HTTP, in front of an upstream (or several, --config)."""
     from .engine.proxy.config import ServeOptions  # the proxy's imports are only paid by serve
     from .engine.proxy.server import serve as run_server
@@ -281,7 +290,8 @@ def serve(mapping_ref: str | None, overlays: tuple[str, ...], option_pairs: tupl
         upstream=upstream, api_key_env=api_key_env, proxy_key_env=proxy_key_env,
         config=config_file, host=host, port=port, workers=workers, log_bodies=log_bodies,
         max_body_bytes=max_body_bytes, connect_timeout=connect_timeout, read_timeout=read_timeout,
-        idle_timeout=idle_timeout, transport=upstream_transport)
+        idle_timeout=idle_timeout, transport=upstream_transport, store=store_url,
+        store_ttl=store_ttl)
     try:
         run_server(options)
     except MapperError as error:

@@ -14,7 +14,8 @@
     │   └── NoCase                 M204  a ``switch`` found no case and has no ``otherwise``
     ├── StreamError                M301  run: a stream cannot be converted (chunk number)
     │   └── SSEDecodeError         M302  the upstream's bytes are not an event stream (engine.sse)
-    └── UpstreamError              M401  the upstream failed or answered with an error
+    ├── UpstreamError              M401  the upstream failed or answered with an error
+    └── StoreError                 M501  the response store cannot be opened, read or written
 
 Spec errors are found before any payload is seen, so they carry file and line. Run errors carry the
 id of the rule that failed and the JSON path of the input it was reading; the path is built while
@@ -190,6 +191,12 @@ class UpstreamError(MapperError):
         self.headers = headers or {}
         self.error_type = error_type
         self.error_code = error_code  # the code a stream's error event carries
+
+
+class StoreError(MapperError):
+    """The response store (``engine.store``) cannot be opened, read or written."""
+
+    code = "M501"
 
 
 def format_path(path: list[str | int]) -> str:

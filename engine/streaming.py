@@ -56,6 +56,15 @@ class StreamSession:
         """The upstream's usage as the client sees it, once known (for logs)."""
         return self.machine.state.get("usage")
 
+    @property
+    def response(self) -> Json:
+        """The Response object the terminal event carried, once finished; None before.
+
+        What a response store keeps: the very object the client's stream ended with, so a later
+        retrieve has the streamed ids.
+        """
+        return self.machine.state.get("response") if self.machine.finished else None
+
     # -- driving it -----------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> bytes:

@@ -33,3 +33,18 @@ def upstream_server():
 def fake(upstream_server: FakeUpstream) -> FakeUpstream:
     upstream_server.reset()
     return upstream_server
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real redis-server for the session; fails (never skips) when it is not installed."""
+    from support.redis_server import RedisServer
+
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    try:
+        yield server.url
+    finally:
+        server.stop()

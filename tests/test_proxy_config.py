@@ -296,3 +296,88 @@ def test_redactor_leaves_clean_text_alone() -> None:
 
     line = '{"event":"request","route":"default","status":200,"tokens":{"input":3}}'
     assert Redactor(["sk-held"]).text(line) == line
+
+
+# -- the response store ---------------------------------------------------------------------------
+
+STORE_ROUTES = """\
+format: mapper-routes/1
+store: {store}
+routes:
+  default: {{upstream: http://127.0.0.1:1, mapping: openai-chat}}
+"""
+
+
+def test_the_routes_files_store(tmp_path: Path) -> None:
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    path = _write(tmp_path, STORE_ROUTES.format(store="true"))
+    assert _config(path, env).store.target == str(tmp_path / "data/mapper/responses.sqlite3")
+    assert _config(_write(tmp_path, STORE_ROUTES.format(store="false")), env).store is None
+    path = _write(tmp_path, STORE_ROUTES.format(store="sqlite:///kept/r.sqlite3"))
+    config = _config(path, env, store_ttl=60)
+    assert (config.store.target, config.store.ttl) == (str(tmp_path.resolve() / "kept/r.sqlite3"), 60)
+    # the flag wins over the file, and applies its TTL to its own URL
+    config = _config(path, env, store="sqlite:////elsewhere/r.sqlite3", store_ttl=5)
+    assert (config.store.target, config.store.ttl) == ("/elsewhere/r.sqlite3", 5)
+
+
+@pytest.mark.parametrize("store, message", [
+    ("postgres://db/mapper", "2: M106 store: unknown store 'postgres://db/mapper'"),
+    ("'redis://:hunter2-pass@cache:6379/0'", "2: M106 store: the URL holds a password, and secrets "
+                                             "are never written in the routes file"),
+    ("sqlite:///r.sqlite3?ttl=never", "2: M106 store: ?ttl= takes seconds"),
+    ("5", "2: M106 store: 5 is not of type 'string', 'boolean'"),
+])
+def test_a_bad_store_in_the_routes_file_is_located(tmp_path: Path, store: str, message: str) -> None:
+    path = _write(tmp_path, STORE_ROUTES.format(store=store))
+    with pytest.raises(ConfigError) as caught:
+        _config(path, {})
+    assert str(caught.value).startswith(f"{path}:{message}")
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(store_ttl=5), "--store-ttl needs a response store"),
+    (dict(store="ftp://h/x"), "--store: unknown store 'ftp://h/x'"),
+    (dict(store="sqlite:///x?ttl=5", store_ttl=5), "--store: the store's TTL is given twice"),
+])
+def test_store_flag_mistakes(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_config(ServeOptions(mapping="openai-chat", upstream="http://h", **options), env={})
+    assert message in str(caught.value)
+
+
+def test_a_redis_password_is_a_secret_to_redact() -> None:
+    options = ServeOptions(mapping="openai-chat", upstream="http://h",
+                           store="redis://:hunter2-pass@cache:6379/0", store_ttl=30)
+    assert ServeOptions.from_json(options.to_json()) == options
+    config = build_config(options, env={})
+    assert "hunter2-pass" in config.secrets()
+    assert config.store.display == "redis://cache:6379/0"
+
+
+def test_the_store_flag_alone_means_the_default_file(tmp_path: Path, monkeypatch) -> None:
+    seen: list[ServeOptions] = []
+    monkeypatch.setattr("mapper.engine.proxy.server.serve", seen.append)
+    base = ["serve", "-m", "openai-chat", "--upstream", "http://h"]
+    for args, env, expected in [
+        (["--store", "--port", "9000"], {}, "sqlite://"),
+        (["--store=redis://h:6379/1", "--store-ttl", "60"], {}, "redis://h:6379/1"),
+        ([], {"MAPPER_STORE": "sqlite:///from-env.sqlite3"}, "sqlite:///from-env.sqlite3"),
+        ([], {}, None),
+    ]:
+        result = CliRunner().invoke(main, base + args, env={"MAPPER_STORE": None, **env})
+        assert result.exit_code == 0, result.output
+        assert seen.pop().store == expected
+    config = build_config(ServeOptions(mapping="openai-chat", upstream="http://h", store="sqlite://"),
+                          env={"XDG_DATA_HOME": str(tmp_path)})
+    assert config.store.target == str(tmp_path / "mapper/responses.sqlite3")
+
+
+def test_a_store_that_cannot_open_stops_serve_before_listening(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("mapper.engine.proxy.server.configure_logging", lambda redactor: None)
+    (tmp_path / "a-file").write_text("")
+    result = CliRunner().invoke(main, ["serve", "-m", "openai-chat", "--upstream", "http://h",
+                                       "--store", f"sqlite:///{tmp_path}/a-file/r.sqlite3"])
+    assert result.exit_code == 1
+    assert f"Error: M501 the SQLite store {tmp_path}/a-file/r.sqlite3:" in result.output

@@ -8,6 +8,7 @@
     auth.py        pass-through and held-key modes
     disconnect.py  a client hang-up cancels the upstream request
     models.py      GET /v1/models
+    stored.py      the response store's use: chained turns, kept answers, GET/DELETE endpoints
     logs.py        one JSON line per request; redaction of keys
     http.py        ASGI plumbing and OpenAI error bodies
     server.py      uvicorn start-up, workers

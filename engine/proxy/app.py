@@ -6,6 +6,8 @@ the proxy must decide exactly when its status line goes out and must see ``http.
     POST /v1/responses, /v1/chat/completions   the paths the routes' mappings serve (``from`` API)
     GET  /v1/models                            routed model names (``engine.proxy.models``)
     GET  /health                               liveness, no auth
+    GET, DELETE /v1/responses/{id}             with a response store (``engine.proxy.stored``)
+    GET  /v1/responses/{id}/input_items
 
 A ``/v1``-less path (``/responses``) is served too, for clients whose base URL lacks ``/v1``.
 
@@ -18,28 +20,34 @@ refuses, a body over the limit); an upstream failure is relayed or becomes 502/5
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable
 
 import orjson
 
 from ..context import Context
-from ..errors import ConversionError
+from ..errors import ConversionError, MapperError
+from ..store import owner_of
 from ..streaming import StreamSession
 from ..types import Json, JsonObject
 from .auth import Auth
 from .config import ProxyConfig
 from .disconnect import run_until_disconnect
-from .exchange import Call, forward
-from .http import (ClientGone, HttpError, Receive, Responder, Scope, Send, error_body, read_body)
+from .exchange import Call, end_stream, forward
+from .http import (ClientGone, HttpError, Receive, Responder, Scope, Send, error_body, header,
+                   read_body)
 from .logs import LOGGER, Redactor, RequestLog
 from .models import list_models
+from .stored import StoredResponses, Turn
 from .upstream import Upstream
 
 __all__ = ["ProxyApp"]
 
 HEALTH_PATHS = frozenset({"/health", "/healthz"})
 MODELS_PATHS = frozenset({"/v1/models", "/models"})
+RESPONSES_PATH = "/v1/responses"
+STORED_PREFIXES = ("/v1/responses/", "/responses/")
 _INTERNAL = "mapper failed on this request (an internal error; the server log has the details)"
 
 
@@ -53,12 +61,16 @@ class ProxyApp:
         self.auth = Auth.of(config.proxy_keys)
         self.redactor = Redactor(config.secrets())
         self.new_context = new_context  # tests pass deterministic_context
+        # no I/O yet: the store connects at start-up, or on first use
+        self.stored = StoredResponses(config.store.open()) if config.store else None
         paths = config.router.paths
         self._posts = {path: path for path in paths} | {path.removeprefix("/v1"): path for path in paths}
 
     async def aclose(self) -> None:
-        """Close the upstream pool (the lifespan shutdown does this under a server)."""
+        """Close the upstream pool and the store (the lifespan shutdown does this under a server)."""
         await self.upstream.aclose()
+        if self.stored is not None:
+            await self.stored.store.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -73,9 +85,15 @@ class ProxyApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.upstream.client()  # the pool belongs to the server's event loop
+                try:
+                    if self.stored is not None:
+                        await self.stored.store.open()
+                except MapperError as error:
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.upstream.aclose()
+                await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -117,6 +135,10 @@ class ProxyApp:
         elif path in self._posts:
             _allow(method, "POST")
             await self._convert_and_forward(scope, receive, respond, log, self._posts[path])
+        elif self.stored is not None and path.startswith(STORED_PREFIXES):
+            self.auth.check(scope)
+            rest = path.split("/responses/", 1)[1]
+            await self.stored.answer(scope, respond, rest, _owner(scope))
         else:
             raise HttpError(404, error_body(f"Invalid URL ({method} {path})", "invalid_request_error"))
 
@@ -137,7 +159,11 @@ class ProxyApp:
                                    log: RequestLog, path: str) -> None:
         authorization = self.auth.check(scope)
         body = _parse(await read_body(scope, receive, self.config.max_body_bytes))
-        call = self._prepare(body, path, authorization, respond, log)
+        turn = None
+        if self.stored is not None and path == RESPONSES_PATH:
+            _model(body)  # a missing model is reported before an unknown previous response
+            turn = await self.stored.begin(body, _owner(scope), self.new_context().new_id)
+        call = self._prepare(body, path, authorization, respond, log, turn)
         try:
             log.client_disconnected = await run_until_disconnect(
                 receive, forward(call, self.upstream), lambda: respond.finished)
@@ -148,11 +174,16 @@ class ProxyApp:
             LOGGER.exception("internal error mid-stream",
                              extra={"fields": {"request_id": log.request_id}})
             log.error = "internal error"
-            await respond.end(call.session.abort(_INTERNAL, code="server_error"))
+            await end_stream(call, call.session.abort(_INTERNAL, code="server_error"))
 
     def _prepare(self, body: JsonObject, path: str, authorization: str | None,
-                 respond: Responder, log: RequestLog) -> Call:
-        """Route and convert the request: everything decided before the upstream is called."""
+                 respond: Responder, log: RequestLog, turn: Turn | None = None) -> Call:
+        """Route and convert the request: everything decided before the upstream is called.
+
+        With a store, ``turn`` says what to convert (the expanded input) and what the Response
+        echoes (the client's body); without one, both are the client's body.
+        """
+        request, echo = (turn.request, turn.echo) if turn is not None else (body, body)
         model = _model(body)
         log.model = model
         route = self.config.router.match(path, model)
@@ -163,11 +194,12 @@ class ProxyApp:
         log.route = route.name
         log.stream = stream = body.get("stream") is True
         try:
-            converted = route.mapping.convert_request(body, ctx=self.new_context())
-            session = StreamSession(route.mapping, request=body, ctx=self.new_context()) \
+            converted = route.mapping.convert_request(request, ctx=self.new_context())
+            session = StreamSession(route.mapping, request=echo, ctx=self.new_context()) \
                 if stream else None
         except ConversionError as error:
-            raise HttpError(400, error_body(error.message, "invalid_request_error", error.param,
+            param = turn.param(error.param) if turn is not None else error.param
+            raise HttpError(400, error_body(error.message, "invalid_request_error", param,
                                             error.code)) from None
         if route.model is not None:
             converted["model"] = route.model
@@ -176,7 +208,7 @@ class ProxyApp:
             url = route.url(log.upstream_model)
         except ValueError as error:  # the mapping's upstream_path names {model}, and there is none
             raise HttpError(400, error_body(str(error), "invalid_request_error", "model")) from None
-        log.dropped = route.mapping.dropped_fields(body)
+        log.dropped = route.mapping.dropped_fields(request)
         if log.dropped:
             # dropped on purpose by the mapping: a visible warning rather than a silent loss
             respond.headers.append((b"x-mapper-dropped", ",".join(log.dropped).encode()))
@@ -187,10 +219,12 @@ class ProxyApp:
         headers = {"content-type": "application/json",
                    "accept": "text/event-stream" if stream else "application/json",
                    **self.auth.upstream_headers(route, authorization)}
-        return Call(route=route, url=url, request=body, payload=orjson.dumps(converted),
+        keep = functools.partial(self.stored.keep, turn) \
+            if self.stored is not None and turn is not None and turn.store else None
+        return Call(route=route, url=url, request=echo, payload=orjson.dumps(converted),
                     headers=headers, respond=respond, log=log, redactor=redactor,
                     new_context=self.new_context, session=session,
-                    log_bodies=self.config.log_bodies)
+                    log_bodies=self.config.log_bodies, keep=keep)
 
 
 def _allow(method: str, allowed: str) -> None:
@@ -221,6 +255,11 @@ def _model(body: JsonObject) -> str:
         raise HttpError(400, error_body("Invalid type for 'model': expected a non-empty string.",
                                         "invalid_request_error", "model", "invalid_type"))
     return model
+
+
+def _owner(scope: Scope) -> str:
+    """Who owns the records this request makes or reads: a fingerprint of the client's key."""
+    return owner_of(_token(header(scope, b"authorization")))
 
 
 def _token(authorization: str | None) -> str | None:

@@ -10,6 +10,8 @@ Routes come from the flags (``--mapping``, ``--upstream``: one default route) or
 file (``--config``, YAML or JSON, checked against ``schemas/routes-1.schema.json``). Keys are never
 written in a file or a flag: both name the environment variables that hold them. Timeouts layer:
 built-in defaults, then the ``--*-timeout`` flags, then the file's ``timeouts``, then the route's.
+The response store (``engine.store``) comes from ``--store`` (or ``$MAPPER_STORE``), else the
+file's ``store``; one store serves every route of the process.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping as EnvMapping
+from urllib.parse import urlsplit
 
 import jsonschema
 import orjson
@@ -28,11 +31,12 @@ from .. import load_mapping
 from ..errors import MapperError, SpecError, SpecErrors
 from ..load import PACKAGE_ROOT, read_yaml
 from ..mapping import Mapping
+from ..store import StoreConfig
 from .routes import Route, Router
 from ..upstream_target import API_PATHS, auth_headers, endpoint_url
 from .upstream import TRANSPORTS, Timeouts, base_url
 
-__all__ = ["ConfigError", "ProxyConfig", "ServeOptions", "build_config"]
+__all__ = ["ConfigError", "ProxyConfig", "RoutesFile", "ServeOptions", "build_config"]
 
 ROUTES_SCHEMA = PACKAGE_ROOT / "schemas" / "routes-1.schema.json"
 DEFAULT_MAX_BODY_BYTES = 16 << 20
@@ -73,6 +77,8 @@ class ServeOptions:
     read_timeout: float | None = None
     idle_timeout: float | None = None
     transport: str = "aiohttp"
+    store: str | None = None  # a store URL; "sqlite://" is the default file
+    store_ttl: float | None = None
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -93,6 +99,7 @@ class ProxyConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_bodies: bool = False
     transport: str = "aiohttp"
+    store: StoreConfig | None = None  # None: no response store, store=true is refused
 
     @property
     def held_keys(self) -> bool:
@@ -102,6 +109,8 @@ class ProxyConfig:
     def secrets(self) -> tuple[str, ...]:
         """Every key this process knows, for redaction."""
         keys = [*self.proxy_keys, *(route.api_key for route in self.router.routes if route.api_key)]
+        if self.store is not None and self.store.secret:
+            keys.append(self.store.secret)
         return tuple(dict.fromkeys(keys))
 
 
@@ -119,15 +128,22 @@ def build_config(options: ServeOptions, env: EnvMapping[str, str] | None = None)
         if options.mapping or options.upstream or options.api_key_env:
             raise ConfigError("--config cannot be combined with --mapping, --upstream or "
                               "--api-key-env: the routes file says those per route")
-        routes, keys_env = read_routes_file(Path(options.config), timeouts, env)
-        keys_env = options.proxy_key_env or keys_env
+        routes_file = read_routes_file(Path(options.config), timeouts, env,
+                                       store_ttl=None if options.store else options.store_ttl)
+        routes, keys_env = routes_file.routes, options.proxy_key_env or routes_file.proxy_keys_env
+        store = routes_file.store
     else:
         routes = [_flag_route(options, timeouts, env)]
-        keys_env = options.proxy_key_env
+        keys_env, store = options.proxy_key_env, None
+    if options.store:
+        store = _flag_store(options.store, options.store_ttl, env)
+    elif options.store_ttl is not None and store is None:
+        raise ConfigError("--store-ttl needs a response store (--store, or `store` in the routes "
+                          "file)")
     proxy_keys = _proxy_keys(keys_env, env) if keys_env else ()
     return ProxyConfig(router=Router.of(routes), proxy_keys=proxy_keys,
                        max_body_bytes=options.max_body_bytes, log_bodies=options.log_bodies,
-                       transport=options.transport)
+                       transport=options.transport, store=store)
 
 
 # -- the flags --------------------------------------------------------------------------------
@@ -145,6 +161,13 @@ def _flag_route(options: ServeOptions, timeouts: Timeouts, env: EnvMapping[str, 
     api_key = _env_key(options.api_key_env, env, "--api-key-env") if options.api_key_env else None
     return Route(name="default", pattern=None, upstream=upstream, mapping=mapping, api_key=api_key,
                  api_key_env=options.api_key_env, timeouts=timeouts)
+
+
+def _flag_store(url: str, ttl: float | None, env: EnvMapping[str, str]) -> StoreConfig:
+    try:
+        return StoreConfig.parse(url, ttl=ttl, env=dict(env))
+    except ValueError as error:
+        raise ConfigError(f"--store: {error}") from None
 
 
 def _proxy_keys(name: str, env: EnvMapping[str, str]) -> tuple[str, ...]:
@@ -200,9 +223,18 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(orjson.loads(ROUTES_SCHEMA.read_bytes()))
 
 
-def read_routes_file(path: Path, timeouts: Timeouts,
-                     env: EnvMapping[str, str]) -> tuple[list[Route], str | None]:
-    """Routes and the proxy-keys variable name from a routes file; every problem, located."""
+@dataclass(frozen=True)
+class RoutesFile:
+    """What a routes file resolves to."""
+
+    routes: list[Route]
+    proxy_keys_env: str | None = None
+    store: StoreConfig | None = None
+
+
+def read_routes_file(path: Path, timeouts: Timeouts, env: EnvMapping[str, str], *,
+                     store_ttl: float | None = None) -> RoutesFile:
+    """Routes, proxy-keys variable and store of a routes file; every problem, located."""
     display = str(path)
     if not path.is_file():
         raise ConfigError("no such routes file", file=display)
@@ -229,9 +261,30 @@ def read_routes_file(path: Path, timeouts: Timeouts,
                                 f"route for {route.path} and must be the last of its path "
                                 f"(routes.{name} follows it)"))
         routes.append(route)
+    store = None
+    try:
+        store = _file_store(document, path, store_ttl, env)
+    except ConfigError as error:
+        problems.append(error)
     if problems:
         raise _all(problems)
-    return routes, document.get("proxy_keys_env")
+    return RoutesFile(routes, document.get("proxy_keys_env"), store)
+
+
+def _file_store(document: Any, path: Path, ttl: float | None,
+                env: EnvMapping[str, str]) -> StoreConfig | None:
+    """The file's ``store``: true (the default SQLite file), false, or a URL."""
+    value = document.get("store", False)
+    if value is False:
+        return None
+    url = None if value is True else value
+    if url is not None and urlsplit(url).password:
+        raise _at(document, "store", "store: the URL holds a password, and secrets are never "
+                  "written in the routes file: give the URL in $MAPPER_STORE or --store instead")
+    try:
+        return StoreConfig.parse(url, ttl=ttl, base_dir=path.parent.resolve(), env=dict(env))
+    except ValueError as error:
+        raise _at(document, "store", f"store: {error}") from None
 
 
 def _file_route(name: str, node: Any, path: Path, timeouts: Timeouts,

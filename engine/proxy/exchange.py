@@ -14,26 +14,31 @@ Once the first converted event has been sent the status is 200 and fixed, and a 
 an ``error`` event and then ``response.failed`` (``StreamSession.abort``): never a silent end. The
 upstream body is read with the idle timeout; leaving ``Upstream.open`` closes it, so a client
 disconnect (which cancels this coroutine) reaches the upstream at once.
+
+With a response store, the final Response is kept (``Call.keep``) just before it is sent: the
+non-streamed body, or the object the stream's terminal event carries, before that event's bytes.
+A store that fails then is logged and the answer still goes out: the tokens are spent, and a
+later read of the store reports its failure as a 503.
 """
 
 from __future__ import annotations
 
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable
 
 import orjson
 
 from ..context import Context
-from ..errors import ConversionError, MapperError, UpstreamError
+from ..errors import ConversionError, MapperError, StoreError, UpstreamError
 from ..streaming import StreamSession
 from ..types import Json, JsonObject
 from .http import SSE_HEADERS, Responder, error_body
-from .logs import RequestLog, Redactor
+from .logs import LOGGER, RequestLog, Redactor
 from .routes import Route
 from .upstream import ERROR_BODY_LIMIT, Reply, Upstream, passed_headers, redact_url
 
-__all__ = ["Call", "forward"]
+__all__ = ["Call", "end_stream", "forward"]
 
 _SNIPPET = 200  # characters of an unusable upstream body quoted in a message
 
@@ -53,6 +58,7 @@ class Call:
     new_context: Callable[[], Context]
     session: StreamSession | None = None  # set for streamed calls
     log_bodies: bool = False
+    keep: Callable[[Json], Awaitable[None]] | None = None  # stores the final Response; once
 
 
 async def forward(call: Call, upstream: Upstream) -> None:
@@ -118,6 +124,7 @@ async def _complete(call: Call, reply: Reply) -> None:
     call.log.usage = response.get("usage")
     if call.log_bodies:
         call.log.bodies["response_body"] = call.redactor.json(response)
+    await _keep(call, response)
     await call.respond.json(200, response, headers)
 
 
@@ -139,6 +146,8 @@ async def _stream(call: Call, session: StreamSession, reply: Reply) -> None:
                 if out:
                     if not respond.started:
                         await respond.start(200, headers)
+                    if session.finished:  # stored before the client sees the terminal event
+                        await _keep(call, session.response)
                     await respond.chunk(out)
                 if session.finished:
                     break
@@ -147,7 +156,7 @@ async def _stream(call: Call, session: StreamSession, reply: Reply) -> None:
             raise
         message = call.redactor.text(failure.message)
         call.log.error = message
-        await respond.end(session.abort(message, code="server_error"))
+        await end_stream(call, session.abort(message, code="server_error"))
         return
     tail = b""
     if not session.finished:
@@ -155,9 +164,30 @@ async def _stream(call: Call, session: StreamSession, reply: Reply) -> None:
             raise UpstreamError("the upstream ended its stream before sending any event",
                                 status=502, error_type="bad_upstream_response")
         tail = session.close()
-    await respond.end(tail)
+    await end_stream(call, tail)
     _note_outcome(call, session)
     await reply.drain()  # lets the connection be reused when the upstream closes its body at once
+
+
+async def end_stream(call: Call, tail: bytes) -> None:
+    """The stream's last bytes, after its final Response is kept."""
+    if call.session is not None and call.session.finished:
+        await _keep(call, call.session.response)
+    await call.respond.end(tail)
+
+
+async def _keep(call: Call, response: Json) -> None:
+    keep, call.keep = call.keep, None
+    if keep is None or response is None:
+        return
+    try:
+        await keep(response)
+    except StoreError as error:
+        call.log.store_error = call.redactor.text(error.message)
+        LOGGER.error("response not stored", extra={"fields": {
+            "request_id": call.log.request_id, "error": call.log.store_error}})
+    else:
+        call.log.stored = True
 
 
 async def _json_instead_of_stream(call: Call, reply: Reply) -> None:

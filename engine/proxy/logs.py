@@ -97,6 +97,8 @@ class RequestLog:
     error: str | None = None
     dropped: list[str] = field(default_factory=list)
     client_disconnected: bool = False
+    stored: bool = False  # the response went into the response store
+    store_error: str | None = None  # ... or could not
     bodies: dict[str, Json] = field(default_factory=dict)  # only with --log-bodies
 
     def fields(self) -> dict[str, Json]:
@@ -119,6 +121,8 @@ class RequestLog:
             "error": self.error,
             "dropped": self.dropped or None,
             "client_disconnected": self.client_disconnected or None,
+            "stored": self.stored or None,
+            "store_error": self.store_error,
             **self.bodies,
         }
         return {name: value for name, value in line.items() if value is not None}

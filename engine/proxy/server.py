@@ -8,10 +8,13 @@ instead of failing the first request. uvloop and httptools are used when they ar
 ``--workers N`` runs N processes, each with its own app and upstream pool. Workers are started by
 uvicorn from an import string, so the options travel to them as JSON in ``MAPPER_SERVE_OPTIONS``
 and each worker resolves them again (keys are read from its environment, never passed along).
+A response store is opened once before listening, so that an unwritable SQLite file or an
+unreachable Redis stops the command with its message; each worker then opens its own connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import os
@@ -21,6 +24,7 @@ from typing import Any
 
 import uvicorn
 
+from ..store import StoreConfig
 from .app import ProxyApp
 from .config import OPTIONS_ENV, ConfigError, ProxyConfig, ServeOptions, build_config
 from .logs import Redactor, configure_logging
@@ -61,6 +65,8 @@ def serve(options: ServeOptions) -> None:
         raise ConfigError("mapper serve needs Python 3.11 or later")
     config = build_config(options)
     configure_logging(Redactor(config.secrets()))
+    if config.store is not None:
+        asyncio.run(_check_store(config.store))
     _log_start(config, options)
     try:
         if options.workers > 1:
@@ -81,6 +87,15 @@ def worker_app() -> ProxyApp:
     config = build_config(options)
     configure_logging(Redactor(config.secrets()))
     return ProxyApp(config)
+
+
+async def _check_store(store_config: StoreConfig) -> None:
+    """Open the store once and close it; raises ``StoreError``."""
+    store = store_config.open()
+    try:
+        await store.open()
+    finally:
+        await store.aclose()
 
 
 def _log_start(config: ProxyConfig, options: ServeOptions) -> None:
@@ -106,7 +121,9 @@ def _log_start(config: ProxyConfig, options: ServeOptions) -> None:
     LOGGER.info("starting", extra={"fields": {
         "host": options.host, "port": options.port, "workers": options.workers, "auth": mode,
         "loop": event_loop(), "http": http_protocol(), "upstream_transport": config.transport,
-        "max_body_bytes": config.max_body_bytes, "log_bodies": config.log_bodies}})
+        "max_body_bytes": config.max_body_bytes, "log_bodies": config.log_bodies,
+        "store": config.store.display if config.store else None,
+        "store_ttl": config.store.ttl if config.store else None}})
 
 
 def _present(fields: dict[str, Any]) -> dict[str, Any]:
