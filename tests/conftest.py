@@ -4,6 +4,7 @@ pytest runs with ``--import-mode=importlib`` and the repository root is itself t
 package, so ``tests`` is not importable as a package of its own.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,13 +38,20 @@ def fake(upstream_server: FakeUpstream) -> FakeUpstream:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    """A real redis-server for the session; fails (never skips) when it is not installed."""
+    """A real redis-server for the session.
+
+    Without one installed, the Redis tests skip on a developer's machine (the README's test
+    command must work on a fresh clone) and fail under CI, where ``.ci/run`` installs it and sets
+    ``MAPPER_REQUIRE_REDIS=1``, so the Redis store is never left untested there.
+    """
     from support.redis_server import RedisServer
 
     try:
         server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     except RuntimeError as error:
-        pytest.fail(str(error))
+        if os.environ.get("MAPPER_REQUIRE_REDIS") == "1":
+            pytest.fail(str(error))
+        pytest.skip(str(error))
     try:
         yield server.url
     finally:

@@ -1,8 +1,8 @@
 """A real ``redis-server`` on 127.0.0.1, a free port and a temporary folder, for the store's tests.
 
 Started and stopped with bounded waits; no persistence (``--save ''``, no AOF), so nothing outlives
-the test run. When ``redis-server`` is not installed the tests that need it fail with a message
-that says how to install it (``.ci/run`` does), rather than pass without running.
+the test run. When ``redis-server`` is not installed, ``start`` raises with a message that says
+how to install it; the ``redis_url`` fixture (conftest) then skips, or fails under CI.
 
     with RedisServer(tmp_path) as redis:
         url = redis.url          # redis://127.0.0.1:PORT/0
