@@ -170,10 +170,11 @@ class RuleCompiler:
         with w.block(f"if {' or '.join(present)}:"):
             key = value_of("key") if kind.keyed else "None"
             identity = value_of("identity") if kind.keyed else "None"
-            pairs = ", ".join(f"({name!r}, {value})" for name, value in attributes)
+            collected = [(name, self._rule(w, rule, scope, where.inside(spec["collect"], name)))
+                         for name, rule in (spec.get("collect") or {}).items()]
             w(f"machine.feed_item({w.constant(kind, 'KIND')}, "
               f"{w.constant(part, 'PART') if part is not None else 'None'}, {delta}, {final}, "
-              f"{key}, {identity}, ({pairs}{',' if len(attributes) == 1 else ''}))")
+              f"{key}, {identity}, {_pairs(attributes)}, {_pairs(collected)})")
             w("if machine.finished: return None")
 
     def compile_guard(self, spec: dict[str, Any], where: Where) -> Rule | None:
@@ -591,6 +592,12 @@ class RuleCompiler:
         if getter is not None and isinstance(segments[0], str):
             w(f"{target} = {getter}({segments[0]!r})")  # the scope is known to be a dict
             segments, steps = segments[1:], 1
+        elif isinstance(segments[0], str):
+            with w.block("try:"):
+                w(f"{target} = {scope}.get({segments[0]!r})")
+            with w.block("except AttributeError:"):
+                w(f"{target} = None")
+            segments, steps = segments[1:], 1
         else:
             w(f"{target} = {scope}")
         opened = 0
@@ -621,6 +628,11 @@ class RuleCompiler:
             return w.constant(compile_template(source), "TPL")
         except SpecError as error:
             raise located(error, where) from None
+
+
+def _pairs(pairs: list[tuple[str, str]]) -> str:
+    """``[(name, variable)]`` as the source of a tuple of ``(name, value)`` pairs."""
+    return "(" + "".join(f"({name!r}, {value}), " for name, value in pairs) + ")"
 
 
 class _RuleLines:

@@ -34,17 +34,19 @@ from .types import Event, Json
 
 
 class _Part:
-    __slots__ = ("kind", "scope", "chunks", "sent")
+    __slots__ = ("kind", "scope", "chunks", "sent", "collected")
 
     def __init__(self, kind: PartKind, scope: dict[str, Json]) -> None:
         self.kind = kind
         self.scope = scope
         self.chunks: list[str] = []
         self.sent = 0  # characters streamed so far, so a final text can be sent as its remainder
+        self.collected: dict[str, list[Json]] | None = None  # collect: name -> every value so far
 
 
 class _Item:
-    __slots__ = ("kind", "scope", "index", "key", "identity", "chunks", "sent", "part", "is_open")
+    __slots__ = ("kind", "scope", "index", "key", "identity", "chunks", "sent", "part", "is_open",
+                 "collected")
 
     def __init__(self, kind: ItemKind, scope: dict[str, Json], index: int, key: Json) -> None:
         self.kind = kind
@@ -56,6 +58,7 @@ class _Item:
         self.sent = 0
         self.part: _Part | None = None
         self.is_open = True
+        self.collected: dict[str, list[Json]] | None = None
 
 
 class StreamMachine:
@@ -139,8 +142,12 @@ class StreamMachine:
     # -- actions: called by the generated rule functions (``StreamSpec.handlers``) ------------------
 
     def feed_item(self, kind: ItemKind, part_kind: PartKind | None, delta: Json, final: Json,
-                  key: Json, identity: Json, attributes: tuple[tuple[str, Json], ...]) -> None:
-        """A ``feed`` rule found something: a delta, a whole final text, or an item attribute."""
+                  key: Json, identity: Json, attributes: tuple[tuple[str, Json], ...],
+                  collected: tuple[tuple[str, Json], ...] = ()) -> None:
+        """A ``feed`` rule found something: a delta, a whole final text, or an item attribute.
+
+        ``collected`` values (a delta's logprobs) travel with the delta; without one they are lost.
+        """
         named = False
         for _, value in attributes:
             if value is not None:
@@ -169,13 +176,13 @@ class StreamMachine:
         if not delta:
             return
         if part_kind is not None:
-            self._part_delta(item, part_kind, delta)
+            self._part_delta(item, part_kind, delta, collected)
         else:
             if kind.accumulate:
                 item.chunks.append(delta)
             item.sent += len(delta)
             item.scope["delta"] = delta
-            self._emit_all(kind.delta, item.scope)
+            self._delta_events(kind.delta, item, collected, kind.accumulate)
 
     def finish(self, reason: Json) -> None:
         """A ``finish`` rule: a reason finishes; a missing one only counts if none came before."""
@@ -279,7 +286,8 @@ class StreamMachine:
             self._start()
         self._emit_all(item.kind.open, item.scope)
 
-    def _part_delta(self, item: _Item, kind: PartKind, delta: str) -> None:
+    def _part_delta(self, item: _Item, kind: PartKind, delta: str,
+                    collected: tuple[tuple[str, Json], ...]) -> None:
         part = item.part
         if part is None or part.kind is not kind:
             if part is not None:
@@ -295,7 +303,29 @@ class StreamMachine:
             part.chunks.append(delta)
         part.sent += len(delta)
         part.scope["delta"] = delta
-        self._emit_all(kind.delta, part.scope)
+        self._delta_events(kind.delta, part, collected, item.kind.accumulate)
+
+    def _delta_events(self, rules: tuple[EventRule, ...], holder: _Item | _Part,
+                      collected: tuple[tuple[str, Json], ...], accumulate: bool) -> None:
+        """A delta's events; they see this frame's ``collect`` values, kept for the close."""
+        for _, value in collected:
+            if value:
+                break
+        else:  # nothing collected from this frame (the common case): the names stay unset
+            self._emit_all(rules, holder.scope)
+            return
+        scope = holder.scope
+        store = holder.collected
+        if store is None:
+            store = holder.collected = {}
+        for name, value in collected:
+            values = value if value.__class__ is list else [value] if value else []
+            scope[name] = values
+            if accumulate:
+                store.setdefault(name, []).extend(values)
+        self._emit_all(rules, scope)
+        for name, _ in collected:
+            scope[name] = None  # the next delta may come from a rule that collects nothing
 
     def _close_part(self, item: _Item) -> None:
         part = item.part
@@ -303,6 +333,8 @@ class StreamMachine:
         scope = part.scope
         scope["delta"] = None
         scope["text"] = "".join(part.chunks)
+        if part.collected:
+            scope.update(part.collected)
         self._emit_all(part.kind.close, scope)
         if part.kind.part is not None:
             item.scope["content"].append(part.kind.part(scope, self.ctx))
@@ -317,6 +349,8 @@ class StreamMachine:
         scope["status"] = status
         if item.kind.accumulate:
             scope["text"] = "".join(item.chunks)
+        if item.collected:
+            scope.update(item.collected)
         if item.kind.item is not None:
             finished = item.kind.item(scope, self.ctx)
             scope["item"] = finished

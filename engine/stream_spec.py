@@ -3,7 +3,8 @@
 The section has two halves. The *declarative* half says what to read and what to write:
 
 * ``rules``: per upstream frame, in order, which actions to take. An action ``feed``s a delta (and
-  attributes such as a tool call's id and name) into an item kind, records the ``finish`` reason or
+  attributes such as a tool call's id and name, and lists that travel with the delta such as its
+  logprobs: ``collect``) into an item kind, records the ``finish`` reason or
   the ``usage``, or reports an ``error``. The rules compile to one generated function per frame
   type (``RuleCompiler.compile_frame_rules``), which calls the machine only when a frame has
   something for it. ``for:`` values dispatch by the frame's ``framing.dispatch``
@@ -31,6 +32,9 @@ from .ops import Where
 from .types import Rule
 
 ACTIONS = ("feed", "finish", "usage", "error")
+# what the runtime itself puts in an item's or a part's scope (engine.stream)
+_RUNTIME_NAMES = frozenset({"id", "status", "content", "text", "delta", "key", "item",
+                            "content_index"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +218,9 @@ def _rule(rule_id: str, spec: dict[str, Any], kinds: dict[str, ItemKind],
     if len(found) != 1:
         raise rule_where.error(SpecError, f"a stream rule takes exactly one of {', '.join(ACTIONS)}")
     if found[0] != "feed":
+        for key in ("collect", "set", "delta", "final", "key", "identity"):
+            if key in spec:
+                raise rule_where.error(SpecError, f"{key}: belongs to a feed rule, not a {found[0]} rule")
         return rule_id, spec, rule_where, None, None
     kind_name, _, part = str(spec["feed"]).partition(".")
     kind = kinds.get(kind_name)
@@ -223,4 +230,9 @@ def _rule(rule_id: str, spec: dict[str, Any], kinds: dict[str, ItemKind],
         raise rule_where.error(SpecError, f"kind '{kind_name}' has no part '{part}'")
     if kind.keyed and "key" not in spec:
         raise rule_where.error(SpecError, f"kind '{kind_name}' is keyed: the rule needs key:")
+    taken = _RUNTIME_NAMES | set(spec.get("set") or ()) | ({kind.counter} if kind.counter else set())
+    for name in spec.get("collect") or ():
+        if name in taken:
+            raise rule_where.inside(spec["collect"], name).error(
+                SpecError, f"collect: '{name}' is a name the item's events already read")
     return rule_id, spec, rule_where, kind, kind.parts[part] if part else None

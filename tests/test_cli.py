@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from mapper.cli import main
@@ -127,8 +128,10 @@ request:
     result = invoke("resolve", str(overlay), "--option", "incomplete_as_completed=true")
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"# resolved from: openai-chat.yaml + {overlay} + <options>")
-    assert "max_completion_tokens:" in result.output and "    max_tokens:" not in result.output
-    assert "incomplete_as_completed: true" in result.output
+    resolved = yaml.safe_load(result.output)
+    fields = resolved["request"]["fields"]
+    assert "max_completion_tokens" in fields and "max_tokens" not in fields
+    assert resolved["options"]["incomplete_as_completed"] is True
 
 
 def test_functions_lists_every_function_with_its_summary() -> None:

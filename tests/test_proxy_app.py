@@ -172,8 +172,9 @@ async def test_upstream_errors_keep_their_status_and_pacing_headers(fake: FakeUp
         answers = [await client.post("/v1/responses", json={"model": "m", "input": "x"}) for _ in range(4)]
     bad, limited, broken, gateway = answers
     assert bad.status_code == 400
+    # the param is named in the client's request: its messages are the Responses `input`
     assert error_of(bad) == {"message": "context too long", "type": "invalid_request_error",
-                             "param": "messages", "code": "context_length_exceeded"}
+                             "param": "input", "code": "context_length_exceeded"}
     assert limited.status_code == 429
     assert limited.headers["retry-after"] == "7"
     assert limited.headers["x-ratelimit-remaining-requests"] == "0"

@@ -230,7 +230,7 @@ def test_upstream_errors_become_the_sdks_exceptions(client: openai.OpenAI, fake:
         client.responses.create(model="fake-model", input="x")
     with pytest.raises(openai.RateLimitError) as limited_stream:  # held status: no 200 stream first
         client.responses.create(model="fake-model", input="x", stream=True)
-    assert bad.value.status_code == 400 and bad.value.param == "messages"
+    assert bad.value.status_code == 400 and bad.value.param == "input"  # the client's name for it
     assert "bad request" in bad.value.message
     assert limited.value.response.headers["retry-after"] == "3"
     assert limited.value.response.headers["x-ratelimit-reset-requests"] == "3s"

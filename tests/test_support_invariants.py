@@ -480,6 +480,10 @@ BROKEN_RESPONSES: dict[str, tuple[str, str, Callable[[], list[Any]]]] = {
         "R6", "item content[0] text 'Help'",
         lambda: _done_item(T, content=[{**T[ITEM_DONE]["item"]["content"][0], "text": "Help"}]),
     ),
+    "text_done_logprobs_mismatch": (
+        "R6", "output_text.done logprobs [('Hi', -0.5)] != the deltas' []",
+        lambda: _edit(T, TEXT_DONE, logprobs=[{"token": "Hi", "logprob": -0.5, "top_logprobs": []}]),
+    ),
     "arguments_done_mismatch": (
         "R6", "arguments '{}' != the deltas' sum", lambda: _edit(C, ARGUMENTS_DONE, arguments="{}")
     ),

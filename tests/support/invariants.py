@@ -28,7 +28,8 @@ Responses rules (``check_responses_stream``), from PEERS.md §B and the Open Res
         its item; deltas only between their part's added and done; part indexes dense per item
     R6  *.done text, content_part.done part text and output_item.done content equal the sum of the
         deltas; function_call_arguments.done (and the done item) carry the summed arguments; the
-        name in function_call_arguments.done is the item's name
+        name in function_call_arguments.done is the item's name; output_text logprobs (token and
+        logprob) in the done event, the done part and the done item are those of the deltas
     R7  an item keeps its id (added, every item_id, done, final output); one response.id throughout
     R8  exactly one terminal event, nothing after it (bar a trailing "[DONE]")
     R9  the terminal type matches response.status; incomplete carries incomplete_details.reason;
@@ -196,6 +197,7 @@ class _Part:
     text: str = ""
     text_done: str | None = None
     closed: bool = False
+    logprobs: list[tuple[Json, Json]] = field(default_factory=list)  # (token, logprob) of the deltas
 
 
 @dataclass
@@ -239,6 +241,12 @@ _PART_ITEM_TYPE = {
     "reasoning_text": "reasoning",
     "summary_text": "reasoning",
 }
+
+
+def _token_logprobs(holder: dict[str, Json]) -> list[tuple[Json, Json]]:
+    entries = holder.get("logprobs")
+    return [(entry.get("token"), entry.get("logprob")) for entry in entries
+            if isinstance(entry, dict)] if isinstance(entries, list) else []
 
 
 def _text_field(kind: str) -> str:
@@ -500,11 +508,13 @@ class _ResponsesCheck:
             return
         if phase == "delta":
             part.text += _text(event.get("delta"))
+            part.logprobs += _token_logprobs(event)
             return
         final = event.get(_text_field(kind))
         part.text_done = final if isinstance(final, str) else ""
         if final != part.text:
             self.fail("R6", f"{_text_field(kind)} {_clip(final)} != the deltas' sum {_clip(part.text)}")
+        self._compare_logprobs(self.type, part, event)
 
     def on_arguments_delta(self, event: Event) -> None:
         state = self._function_call(event)
@@ -578,6 +588,12 @@ class _ResponsesCheck:
         final = entry.get(_text_field(part.kind))
         if final != part.text:
             self.fail("R6", f"{what} {_text_field(part.kind)} {_clip(final)} != the deltas' sum {_clip(part.text)}")
+        self._compare_logprobs(what, part, entry)
+
+    def _compare_logprobs(self, what: str, part: _Part, holder: dict[str, Json]) -> None:
+        if "logprobs" in holder and _token_logprobs(holder) != part.logprobs:
+            self.fail("R6", f"{what} logprobs {str(_token_logprobs(holder))[:200]} != the deltas' "
+                            f"{str(part.logprobs)[:200]}")
 
     # -- end of stream ----------------------------------------------------------------------
 
