@@ -15,6 +15,11 @@ from ..types import Json
 from .registry import Example, register
 
 
+# tool outputs and the calls they answer (a chat tool message answers either kind)
+_CALLS = frozenset({"function_call", "custom_tool_call"})
+_OUTPUTS = {"function_call_output": "function_call", "custom_tool_call_output": "custom_tool_call"}
+
+
 def _has(message: dict, key: str) -> bool:
     value = message.get(key)
     return value is not None and value != "" and value != []
@@ -89,10 +94,16 @@ def merge_assistant_turns(messages: Json, ctx: Context) -> Json:
                     {"type": "function_call_output", "call_id": "c1", "output": "ok"}]),
     Example(given=[{"type": "function_call_output", "call_id": "nope", "output": "ok"}],
             raises="ConversionError"),
+    Example(given=[{"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "P"},
+                   {"type": "custom_tool_call_output", "call_id": "c1", "output": "done"}],
+            expect=[{"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "P"},
+                    {"type": "custom_tool_call_output", "call_id": "c1", "output": "done"}]),
+    Example(given=[{"type": "custom_tool_call_output", "call_id": "c9", "output": "done"}],
+            raises="ConversionError"),
     Example(given="just a string", expect="just a string"),
 ])
 def check_function_call_outputs(items: Json, ctx: Context) -> Json:
-    """Refuse a function_call_output whose call_id no earlier function_call in the input has.
+    """Refuse a tool output (function or custom) whose call_id no earlier call in the input has.
 
     A chat upstream rejects a tool message that answers no tool call, with an error that does not
     say which item is wrong; this names it. The input passes through unchanged.
@@ -104,11 +115,11 @@ def check_function_call_outputs(items: Json, ctx: Context) -> Json:
         if item.__class__ is not dict:
             continue
         kind = item.get("type")
-        if kind == "function_call":
+        if kind in _CALLS:
             calls.add(item.get("call_id"))
-        elif kind == "function_call_output" and item.get("call_id") not in calls:
+        elif kind in _OUTPUTS and item.get("call_id") not in calls:
             raise ConversionError(
-                f"function_call_output answers call_id {item.get('call_id')!r}, but no earlier "
-                "function_call in the input has that call_id",
+                f"{kind} answers call_id {item.get('call_id')!r}, but no earlier "
+                f"{_OUTPUTS[kind]} in the input has that call_id",
                 path=[index, "call_id"])
     return items
