@@ -155,7 +155,8 @@ def test_installed_console_script_finds_builtins_from_any_directory(tmp_path: Pa
 
 
 def test_convert_stream_reads_chat_sse_and_writes_responses_sse(tmp_path: Path) -> None:
-    from support.invariants import check_responses_stream, parse_sse_events
+    from support.responses_invariants import check_responses_stream
+    from support.sse_reader import parse_sse_events
 
     chunks = [{"choices": [{"index": 0, "delta": {"content": "Hi"}}]},
               {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]

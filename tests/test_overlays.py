@@ -29,7 +29,8 @@ from mapper.engine.load import PROVIDERS_DIR, locate, read_yaml
 from mapper.engine.ops import plain
 from mapper.engine.streaming import translate_stream
 from mapper.engine.upstream_target import auth_headers, endpoint_url
-from support.fake_upstream import FakeUpstream, json_reply, sse_reply
+from support.fake_upstream import FakeUpstream
+from support.upstream_replies import json_reply, sse_reply
 
 TIMEOUT = httpx.Timeout(5.0)
 OVERLAYS = sorted(path.stem for path in PROVIDERS_DIR.glob("*.yaml"))

@@ -21,7 +21,8 @@ from mapper.engine.load import load
 from mapper.engine.ops import plain
 from mapper.engine.probe import (base_candidates, exit_code, fixes, overlay_for, probe, render_table,
                                  report_as_json, run as run_probe)
-from support.fake_upstream import FakeUpstream, error_reply, hang_reply, sse_reply
+from support.fake_upstream import FakeUpstream
+from support.upstream_replies import error_reply, hang_reply, sse_reply
 
 KEY = "sk-probe-secret-0123456789"
 TIMEOUT = httpx.Timeout(5.0)

@@ -21,10 +21,11 @@ from mapper.engine import deterministic_context
 from mapper.engine.proxy import ProxyApp, ProxyConfig, ServeOptions, build_config
 from mapper.engine.proxy.logs import JsonLines
 from mapper.engine.proxy.upstream import Upstream
-from support.fake_upstream import (FakeUpstream, error_reply, hang_reply, json_reply, raw_reply,
-                                   sse_reply)
-from support.invariants import check_responses_stream, parse_sse_events
+from support.fake_upstream import FakeUpstream
+from support.responses_invariants import check_responses_stream
 from support.schemas import assert_valid
+from support.sse_reader import parse_sse_events
+from support.upstream_replies import error_reply, hang_reply, json_reply, raw_reply, sse_reply
 
 pytestmark = pytest.mark.anyio
 

@@ -18,8 +18,9 @@ import pytest
 from mapper.engine import deterministic_context
 from mapper.engine.proxy import ProxyApp, ServeOptions, build_config
 from mapper.engine.proxy.upstream import TRANSPORTS
-from support.fake_upstream import FakeUpstream, hang_reply, sse_reply
+from support.fake_upstream import FakeUpstream
 from support.proxy_server import ProxyServer
+from support.upstream_replies import hang_reply, sse_reply
 
 pytestmark = pytest.mark.anyio
 LIMIT = 0.1  # seconds from the hang-up to the upstream seeing its connection closed

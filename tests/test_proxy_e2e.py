@@ -29,9 +29,10 @@ from pydantic import BaseModel
 from mapper.engine.context import Context
 from mapper.engine.proxy import ServeOptions, build_config
 from mapper.engine.proxy.logs import JsonLines
-from support.fake_upstream import FakeUpstream, error_reply, hang_reply, json_reply, sse_reply
-from support.invariants import check_responses_stream
+from support.fake_upstream import FakeUpstream
 from support.proxy_server import ProxyServer
+from support.responses_invariants import check_responses_stream
+from support.upstream_replies import error_reply, hang_reply, json_reply, sse_reply
 
 ROUTES = """\
 format: mapper-routes/1

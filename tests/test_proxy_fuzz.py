@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from mapper.engine.proxy import ProxyApp, ServeOptions, build_config
 from mapper.engine.proxy.upstream import Upstream
-from support.invariants import check_responses_stream, parse_sse_events
+from support.responses_invariants import check_responses_stream
+from support.sse_reader import parse_sse_events
 
 COMPLETION = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
               "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}

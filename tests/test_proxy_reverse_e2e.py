@@ -16,8 +16,9 @@ import pytest
 
 from mapper.engine.context import Context
 from mapper.engine.proxy import ServeOptions, build_config
-from support.fake_upstream import FakeUpstream, error_reply, sse_reply
+from support.fake_upstream import FakeUpstream
 from support.proxy_server import ProxyServer
+from support.upstream_replies import error_reply, sse_reply
 
 TOOLS = [{"type": "function", "function": {
     "name": name, "description": f"{name} for a city",

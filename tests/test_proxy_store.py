@@ -28,9 +28,10 @@ from mapper.engine import load_mapping
 from mapper.engine.context import Context
 from mapper.engine.proxy import ProxyApp, ProxyConfig, ServeOptions, build_config
 from mapper.engine.proxy.stored import Turn
-from support.fake_upstream import FakeUpstream, error_reply, sse_reply
-from support.invariants import parse_sse_events
+from support.fake_upstream import FakeUpstream
 from support.proxy_server import ProxyServer
+from support.sse_reader import parse_sse_events
+from support.upstream_replies import error_reply, sse_reply
 
 ROUTES = """\
 format: mapper-routes/1

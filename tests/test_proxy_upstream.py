@@ -16,7 +16,8 @@ import pytest
 
 from mapper.engine import UpstreamError
 from mapper.engine.proxy.upstream import TRANSPORTS, Timeouts, Upstream, base_url, passed_headers
-from support.fake_upstream import FakeUpstream, hang_reply, sse_reply
+from support.fake_upstream import FakeUpstream
+from support.upstream_replies import hang_reply, sse_reply
 
 pytestmark = pytest.mark.anyio
 TRANSPORT_NAMES = sorted(TRANSPORTS)

@@ -32,8 +32,10 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from mapper.engine import load_mapping
 from mapper.engine.context import deterministic_context
 from mapper.engine.streaming import translate_stream
-from support.invariants import check_chat_stream, check_responses_stream, parse_sse_events
+from support.chat_invariants import check_chat_stream
+from support.responses_invariants import check_responses_stream
 from support.sdk_replay import replay_chat_stream, replay_responses_stream, without_sdk_fields
+from support.sse_reader import parse_sse_events
 
 ROOT = Path(__file__).parent / "mappings"
 CHUNK_ENVELOPE = {"id": "chatcmpl-fixture", "object": "chat.completion.chunk", "created": 1_700_000_000,

@@ -22,8 +22,9 @@ from mapper.engine import load_mapping
 from mapper.engine.context import deterministic_context
 from mapper.engine.streaming import translate_stream
 from support.generators import ARGUMENTS, NAMES, TEXT, byte_pieces, fragments
-from support.invariants import check_responses_stream, parse_sse_events
+from support.responses_invariants import check_responses_stream
 from support.sdk_replay import replay_responses_stream, without_sdk_fields
+from support.sse_reader import parse_sse_events
 
 MAPPING = load_mapping("openai-chat")
 ENVELOPE = {"id": "chatcmpl-prop", "object": "chat.completion.chunk", "created": 1, "model": "prop"}

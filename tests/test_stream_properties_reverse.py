@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from mapper.engine import load_mapping
 from mapper.engine.context import deterministic_context
 from mapper.engine.streaming import translate_stream
+from support.chat_invariants import check_chat_stream
 from support.generators import ARGUMENTS, NAMES, TEXT, byte_pieces, fragments
-from support.invariants import check_chat_stream, parse_sse_events
 from support.sdk_replay import replay_chat_stream
+from support.sse_reader import parse_sse_events
 
 MAPPING = load_mapping("openai-responses")
 

@@ -10,7 +10,8 @@ import pytest
 from mapper.engine import UpstreamError, load_mapping
 from mapper.engine.context import deterministic_context
 from mapper.engine.streaming import StreamSession
-from support.invariants import check_responses_stream, parse_sse_events
+from support.responses_invariants import check_responses_stream
+from support.sse_reader import parse_sse_events
 
 MAPPING = load_mapping("openai-chat")
 REQUEST = {"model": "m", "input": "hi", "stream": True}

@@ -16,17 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from support.fake_upstream import (
-    BODY_QUIRKS,
-    KNOWN_QUIRKS,
-    FakeUpstream,
-    error_reply,
-    hang_reply,
-    json_reply,
-    raw_reply,
-    sse_reply,
-)
+from support.fake_upstream import FakeUpstream
+from support.provider_quirks import BODY_QUIRKS, KNOWN_QUIRKS
 from support.schemas import assert_valid, assert_valid_event
+from support.upstream_replies import error_reply, hang_reply, json_reply, raw_reply, sse_reply
 
 TIMEOUT = httpx.Timeout(5.0)
 TOOLS = [

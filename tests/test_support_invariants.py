@@ -16,14 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support.invariants import (
-    DONE,
-    StreamInvariantError,
-    check_chat_stream,
-    check_responses_stream,
-    parse_sse_events,
-)
+from support.chat_invariants import check_chat_stream
+from support.invariants import StreamInvariantError
+from support.responses_invariants import check_responses_stream
 from support.schemas import assert_valid, assert_valid_event, event_types, event_validator, validator
+from support.sse_reader import DONE, parse_sse_events
 
 SAMPLES = Path(__file__).parent / "data" / "oracle_sse"
 EXPECTED = json.loads((SAMPLES / "EXPECTED.json").read_text())["streams"]

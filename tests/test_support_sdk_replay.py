@@ -13,7 +13,7 @@ from typing import Any
 import openai
 import pytest
 
-from support.invariants import check_chat_stream, parse_sse_events
+from support.chat_invariants import check_chat_stream
 from support.sdk_replay import (
     ReplayServer,
     replay_chat_stream,
@@ -22,6 +22,7 @@ from support.sdk_replay import (
     shared_server,
     without_sdk_fields,
 )
+from support.sse_reader import parse_sse_events
 
 SAMPLES = Path(__file__).parent / "data" / "oracle_sse"
 EXPECTED = json.loads((SAMPLES / "EXPECTED.json").read_text())["streams"]
