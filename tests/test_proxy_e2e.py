@@ -145,6 +145,38 @@ def test_a_function_tool_round_trip(client: openai.OpenAI, fake: FakeUpstream) -
     assert [(item.type, item.name) for item in streamed.output] == [("function_call", "get_weather")]
 
 
+PATCH_TOOL = {"type": "custom", "name": "apply_patch", "description": "Edit files with a patch.",
+              "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/s"}}
+
+
+def test_a_custom_tool_round_trip(client: openai.OpenAI, fake: FakeUpstream) -> None:
+    """Codex's freeform apply_patch against a chat upstream: the upstream sees a function taking
+    `input`; the SDK sees a custom_tool_call whose input is the bare text, streamed or not."""
+    prompt = 'call apply_patch with "*** Begin Patch"'
+    first = client.responses.create(model="fake-model", input=prompt, tools=[PATCH_TOOL])
+    (call,) = first.output
+    assert (call.type, call.name, call.input) == ("custom_tool_call", "apply_patch", prompt)
+    sent = fake.last_json["tools"][0]["function"]
+    assert sent["name"] == "apply_patch" and list(sent["parameters"]["properties"]) == ["input"]
+    assert "start: /.+/s" in sent["description"]
+
+    second = client.responses.create(
+        model="fake-model", tools=[PATCH_TOOL],
+        input=[{"role": "user", "content": prompt}, call.model_dump(exclude_none=True),
+               {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "Done!"}])
+    assert second.output_text == "tool said: Done!"
+    replayed = fake.last_json["messages"][1]["tool_calls"][0]
+    assert (replayed["type"], json.loads(replayed["function"]["arguments"])) == ("function", {"input": prompt})
+
+    with client.responses.stream(model="fake-model", input=prompt, tools=[PATCH_TOOL]) as stream:
+        events = list(stream)
+        streamed = stream.get_final_response()
+    check_responses_stream([event.model_dump(exclude_unset=True) for event in events])
+    (item,) = streamed.output
+    assert (item.type, item.input) == ("custom_tool_call", prompt)
+    assert [event.input for event in events if event.type == "response.custom_tool_call_input.done"] == [prompt]
+
+
 def test_parallel_calls_do_not_mix(proxy: ProxyServer, fake: FakeUpstream) -> None:
     async def run() -> list[str]:
         async with openai.AsyncOpenAI(base_url=proxy.base_url, api_key="k", max_retries=0, timeout=10) as sdk:

@@ -1,7 +1,8 @@
 """Property test: generated chat streams, cut at random places, always give a correct Responses stream.
 
-Hypothesis builds a plan (reasoning text, answer text, parallel tool calls with JSON arguments, a
-finish reason, a usage chunk, the [DONE] marker), renders it as chat chunks the way different
+Hypothesis builds a plan (reasoning text, answer text, parallel tool calls with JSON arguments, some
+of them calls of custom tools sent as functions taking `input`, a finish reason, a usage chunk, the
+[DONE] marker), renders it as chat chunks the way different
 providers do (fragments of random sizes; calls sequential, interleaved, all in one chunk, Ollama's
 index 0 for every call, ids and names resent on every chunk), then splits the SSE bytes at random
 offsets. For every example the converted stream must pass the invariant checker, carry exactly the
@@ -36,6 +37,7 @@ class Plan:
     reasoning_field: str
     text: str | None
     calls: list[tuple[str, str, str]]          # (call id, name, arguments)
+    custom: dict[str, str]                     # custom tool name -> the input its call carries
     layout: str                                # sequential | interleaved | one_chunk | ollama
     resend_ids: bool
     finish: str
@@ -45,7 +47,14 @@ class Plan:
 
 @st.composite
 def plans(draw: Any) -> Plan:
-    calls = [(f"call_{i}", draw(NAMES), draw(ARGUMENTS)) for i in range(draw(st.integers(0, 3)))]
+    calls, custom = [], {}
+    for i in range(draw(st.integers(0, 3))):
+        if draw(st.booleans()):  # a custom tool's call: its text wrapped as {"input": ...}
+            name, text = f"custom{i}-tool", draw(TEXT)  # '-' is not in NAMES: no collision
+            custom[name] = text
+            calls.append((f"call_{i}", name, orjson.dumps({"input": text}).decode()))
+        else:
+            calls.append((f"call_{i}", draw(NAMES), draw(ARGUMENTS)))
     reasoning = draw(st.none() | TEXT)
     text = draw(st.none() | TEXT)
     if not (reasoning or text or calls):
@@ -53,7 +62,7 @@ def plans(draw: Any) -> Plan:
     finishes = ["tool_calls", "length"] if calls else ["stop", "length", "content_filter"]
     return Plan(reasoning=reasoning,
                 reasoning_field=draw(st.sampled_from(["reasoning_content", "reasoning"])),
-                text=text, calls=calls,
+                text=text, calls=calls, custom=custom,
                 layout=draw(st.sampled_from(["sequential", "interleaved", "one_chunk", "ollama"])),
                 resend_ids=draw(st.booleans()), finish=draw(st.sampled_from(finishes)),
                 usage=draw(st.booleans()), done=draw(st.booleans()))
@@ -113,9 +122,13 @@ def sse(chunks: list[dict[str, Any] | str]) -> bytes:
                     for c in chunks)
 
 
-def convert(pieces: list[bytes]) -> bytes:
-    request = {"model": "prop", "input": "hi"}
-    return b"".join(translate_stream(MAPPING, pieces, request=request, ctx=deterministic_context()))
+def request_of(plan: Plan) -> dict[str, Any]:
+    """The client's request: its custom tools tell which calls are custom."""
+    return {"model": "prop", "input": "hi", "tools": [{"type": "custom", "name": name} for name in plan.custom]}
+
+
+def convert(pieces: list[bytes], plan: Plan) -> bytes:
+    return b"".join(translate_stream(MAPPING, pieces, request=request_of(plan), ctx=deterministic_context()))
 
 
 @settings(max_examples=200, deadline=None, database=None,
@@ -126,29 +139,29 @@ def test_generated_streams_convert_correctly(data: Any) -> None:
     raw = sse(render(data.draw, plan))
     pieces = byte_pieces(data.draw, raw)
 
-    whole = convert([raw])
-    assert convert(pieces) == whole
+    whole = convert([raw], plan)
+    assert convert(pieces, plan) == whole
     events = parse_sse_events(whole)
     summary = check_responses_stream(events)
     response = summary["response"]
 
     expected_types = (["reasoning"] if plan.reasoning else []) + (["message"] if plan.text else []) \
-        + ["function_call"] * len(plan.calls)
+        + ["custom_tool_call" if name in plan.custom else "function_call" for _, name, _ in plan.calls]
     assert [item["type"] for item in response["output"]] == expected_types
     by_type = {item["type"]: item for item in response["output"]}
     if plan.reasoning:
         assert by_type["reasoning"]["content"][0]["text"] == plan.reasoning
     if plan.text:
         assert by_type["message"]["content"][0]["text"] == plan.text
-    calls = [(i["call_id"], i["name"], i["arguments"]) for i in response["output"]
-             if i["type"] == "function_call"]
-    assert calls == plan.calls
+    calls = [(i["call_id"], i["name"], i["input"] if i["type"] == "custom_tool_call" else i["arguments"])
+             for i in response["output"] if i["type"] in ("function_call", "custom_tool_call")]
+    assert calls == [(call_id, name, plan.custom.get(name, arguments)) for call_id, name, arguments in plan.calls]
     incomplete = plan.finish in ("length", "content_filter")
     assert response["status"] == ("incomplete" if incomplete else "completed")
     assert summary["terminal"] == ("response.incomplete" if incomplete else "response.completed")
     assert (response["usage"] is not None) == plan.usage
 
-    replay = replay_responses_stream(whole, request={"model": "prop", "input": "hi"})
+    replay = replay_responses_stream(whole, request=request_of(plan))
     if incomplete:
         assert replay.terminal_without_completed, replay.error
     else:
@@ -163,7 +176,7 @@ def test_a_stream_cut_anywhere_fails_cleanly(data: Any) -> None:
     plan = data.draw(plans())
     raw = sse(render(data.draw, plan))
     cut = data.draw(st.integers(0, len(raw)))
-    events = parse_sse_events(convert([raw[:cut]]))
+    events = parse_sse_events(convert([raw[:cut]], plan))
     summary = check_responses_stream(events)
     finished = b'"finish_reason":"' + plan.finish.encode() in raw[:cut]
     if not finished:

@@ -268,6 +268,19 @@ def _call(index: int, item_id: str, name: str, deltas: list[str]) -> list[dict[s
     ]
 
 
+def _custom_call(index: int, item_id: str, name: str, deltas: list[str]) -> list[dict[str, Any]]:
+    text = "".join(deltas)
+    where = {"item_id": item_id, "output_index": index}
+    item = {"id": item_id, "type": "custom_tool_call", "input": "", "call_id": f"call_{item_id}",
+            "name": name}
+    return [
+        _event("response.output_item.added", output_index=index, item=item),
+        *(_event("response.custom_tool_call_input.delta", **where, delta=delta) for delta in deltas),
+        _event("response.custom_tool_call_input.done", **where, input=text),
+        _event("response.output_item.done", output_index=index, item={**item, "input": text}),
+    ]
+
+
 def _summary(index: int, item_id: str, deltas: list[str]) -> list[dict[str, Any]]:
     text = "".join(deltas)
     where = {"item_id": item_id, "output_index": index, "summary_index": 0}
@@ -337,6 +350,7 @@ VALID_RESPONSES = {
     "single_call": _call_stream,
     "two_parallel_calls": _two_call_stream,
     "text_then_call": lambda: _stream(_message(0, "msg_A", ["Hi"]), _call(1, "fc_B", "f", ["{}"])),
+    "custom_call": lambda: _stream(_custom_call(0, "ctc_A", "apply_patch", ["*** Begin", " Patch"])),
     "summary_then_text": lambda: _stream(_summary(0, "rs_A", ["**Plan**", " it"]), _message(1, "msg_B", ["Hi"])),
     "reasoning_text_then_text": lambda: _stream(_thinking(0, "rs_A", ["let me", " think"]), _message(1, "msg_B", ["Hi"])),
     "refusal": lambda: _stream(_refusal(0, "msg_A", ["I can't", " help"])),
@@ -404,6 +418,7 @@ def _with_final(events: list[dict[str, Any]], change: Callable[[dict[str, Any]],
 
 T = _text_stream()
 C = _call_stream()
+U = _stream(_custom_call(0, "ctc_A", "apply_patch", ["*** Begin", " Patch"]))
 I = _incomplete_stream()
 F = VALID_RESPONSES["failed_after_error"]()
 TEXT_DELTA = _find(T, "response.output_text.delta")
@@ -488,6 +503,16 @@ BROKEN_RESPONSES: dict[str, tuple[str, str, Callable[[], list[Any]]]] = {
         "R6", "name is 'get_time', the item's name is 'get_weather'", lambda: _edit(C, ARGUMENTS_DONE, name="get_time")
     ),
     "item_done_arguments_mismatch": ("R6", "item arguments '{}' != streamed", lambda: _done_item(C, arguments="{}")),
+    "custom_input_done_mismatch": (
+        "R6", "input '*** Begin' != the deltas' sum '*** Begin Patch'",
+        lambda: _edit(U, _find(U, "response.custom_tool_call_input.done"), input="*** Begin"),
+    ),
+    "custom_item_done_input_mismatch": ("R6", "item input 'x' != streamed", lambda: _done_item(U, input="x")),
+    "custom_input_for_function_call": (
+        "R5", "a response.custom_tool_call_input.delta event for a 'function_call' item",
+        lambda: _edit(C, _find(C, "response.function_call_arguments.delta"),
+                      type="response.custom_tool_call_input.delta"),
+    ),
     "delta_item_id_changed": ("R7", "item_id 'msg_Z' != 'msg_A'", lambda: _edit(T, TEXT_DELTA, item_id="msg_Z")),
     "done_item_id_changed": ("R7", "item id is 'msg_Z' at done, 'msg_A' when added", lambda: _done_item(T, id="msg_Z")),
     "response_id_changed": (

@@ -8,7 +8,8 @@
     R5  every item added is done exactly once; every content/summary part added is done before
         its item; deltas only between their part's added and done; part indexes dense per item
     R6  *.done text, content_part.done part text and output_item.done content equal the sum of the
-        deltas; function_call_arguments.done (and the done item) carry the summed arguments; the
+        deltas; function_call_arguments.done (and the done item) carry the summed arguments, and
+        custom_tool_call_input.done (and the done item) the summed input; the
         name in function_call_arguments.done is the item's name; output_text logprobs (token and
         logprob) in the done event, the done part and the done item are those of the deltas
     R7  an item keeps its id (added, every item_id, done, final output); one response.id throughout
@@ -114,6 +115,10 @@ _PART_EVENTS = {
     "response.reasoning_summary_part.done": ("summary", "done"),
 }
 _SLOT_INDEX = {"content": "content_index", "summary": "summary_index"}
+# a call item's streamed text, by item type, and the event family that streams it
+_CALL_TEXT = {"function_call": "arguments", "custom_tool_call": "input"}
+_CALL_EVENTS = {"response.function_call_arguments": "function_call",
+                "response.custom_tool_call_input": "custom_tool_call"}
 # the item type a part kind lives in (openai-python asserts this for output_text)
 _PART_ITEM_TYPE = {
     "output_text": "message",
@@ -304,7 +309,7 @@ class _ResponsesCheck:
                 self.fail("R7", f"item {key} is {done.get(key)!r} at done, {getattr(state, key)!r} when added")
         for slot in ("content", "summary"):
             self._check_done_parts(state, slot, done)
-        if state.type == "function_call":
+        if state.type in _CALL_TEXT:
             self._check_done_arguments(state, done)
 
     def _check_done_parts(self, state: _Item, slot: str, done: dict[str, Json]) -> None:
@@ -325,13 +330,14 @@ class _ResponsesCheck:
             self.fail("R6", f"the done item carries {slot}[{number}], which was never streamed")
 
     def _check_done_arguments(self, state: _Item, done: dict[str, Json]) -> None:
+        field = _CALL_TEXT[state.type]
         streamed = state.arguments if state.argument_deltas else state.arguments_done
         if streamed is None:
-            if done.get("arguments"):
-                self.fail("R6", "the done function_call carries arguments that were never streamed")
+            if done.get(field):
+                self.fail("R6", f"the done {state.type} carries {field} that were never streamed")
             return
-        if done.get("arguments") != streamed:
-            self.fail("R6", f"item arguments {done.get('arguments')!r} != streamed {streamed!r}")
+        if done.get(field) != streamed:
+            self.fail("R6", f"item {field} {done.get(field)!r} != streamed {streamed!r}")
 
     # -- parts and deltas -------------------------------------------------------------------
 
@@ -397,27 +403,28 @@ class _ResponsesCheck:
         self._compare_logprobs(self.type, part, event)
 
     def on_arguments_delta(self, event: Event) -> None:
-        state = self._function_call(event)
+        state = self._call(event)
         if state is None:
             return
         if state.arguments_done is not None:
-            self.fail("R5", "an arguments delta after function_call_arguments.done")
+            self.fail("R5", f"a {self.type} after its .done")
             return
         state.argument_deltas += 1
         state.arguments += as_text(event.get("delta"))
 
     def on_arguments_done(self, event: Event) -> None:
-        state = self._function_call(event)
+        state = self._call(event)
         if state is None:
             return
         if state.arguments_done is not None:
-            self.fail("R5", "a second function_call_arguments.done")
+            self.fail("R5", f"a second {self.type}")
             return
-        arguments = event.get("arguments")
+        field = _CALL_TEXT[state.type]
+        arguments = event.get(field)
         state.arguments_done = arguments if isinstance(arguments, str) else ""
         if arguments != state.arguments:
-            self.fail("R6", f"arguments {_clip(arguments)} != the deltas' sum {_clip(state.arguments)}")
-        if event.get("name") != state.name:
+            self.fail("R6", f"{field} {_clip(arguments)} != the deltas' sum {_clip(state.arguments)}")
+        if state.type == "function_call" and event.get("name") != state.name:
             self.fail("R6", f"name is {event.get('name')!r}, the item's name is {state.name!r}")
 
     def on_error(self, event: Event) -> None:
@@ -432,6 +439,8 @@ class _ResponsesCheck:
         "response.output_item.done": on_item_done,
         "response.function_call_arguments.delta": on_arguments_delta,
         "response.function_call_arguments.done": on_arguments_done,
+        "response.custom_tool_call_input.delta": on_arguments_delta,
+        "response.custom_tool_call_input.done": on_arguments_done,
         "error": on_error,
     }
 
@@ -449,10 +458,12 @@ class _ResponsesCheck:
             self.fail("R7", f"item_id {event['item_id']!r} != {state.id!r}, the item at output_index {output_index}")
         return state
 
-    def _function_call(self, event: Event) -> _Item | None:
+    def _call(self, event: Event) -> _Item | None:
+        """The open call item an arguments (or custom input) event refers to, of the right type."""
         state = self._open_item(event)
-        if state is not None and state.type != "function_call":
-            self.fail("R5", f"an arguments event for a {state.type!r} item")
+        expected = _CALL_EVENTS[str(self.type).rsplit(".", 1)[0]]
+        if state is not None and state.type != expected:
+            self.fail("R5", f"a {self.type} event for a {state.type!r} item")
             return None
         return state
 

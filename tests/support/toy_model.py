@@ -62,9 +62,14 @@ def think(
     limit: int | None,
     prompt_words: int,
     reasoning: bool = False,
+    freeform: frozenset[str] = frozenset(),
 ) -> Answer:
-    """The toy model: tool result → "tool said: …"; "call <tool>" → calls; else "echo: <user text>"."""
-    calls = () if tool_output is not None else _named_calls(user_text, tool_names)
+    """The toy model: tool result → "tool said: …"; "call <tool>" → calls; else "echo: <user text>".
+
+    A call's arguments are ``{"q": <user text>}``, or ``{"input": <user text>}`` for a ``freeform``
+    tool (a function whose one parameter is ``input``: how mapper sends a custom tool).
+    """
+    calls = () if tool_output is not None else _named_calls(user_text, tool_names, freeform)
     text = "" if calls else (f"tool said: {tool_output}" if tool_output is not None else f"echo: {user_text}")
     pieces = tuple(re.findall(r"\S+\s*", text))
     truncated = limit is not None and len(pieces) > limit
@@ -75,14 +80,14 @@ def think(
     return Answer(pieces, calls, thoughts, truncated, prompt_words)
 
 
-def _named_calls(user_text: str, tool_names: list[str]) -> tuple[ToolCall, ...]:
+def _named_calls(user_text: str, tool_names: list[str], freeform: frozenset[str]) -> tuple[ToolCall, ...]:
     found = []
     for name in tool_names:
         match = re.search(rf"\bcall {re.escape(name)}(?![\w-])", user_text)
         if match:
             found.append((match.start(), name))
-    arguments = json.dumps({"q": user_text})
-    return tuple(ToolCall(f"call_{n}", name, arguments) for n, (_, name) in enumerate(sorted(found), 1))
+    return tuple(ToolCall(f"call_{n}", name, json.dumps({"input" if name in freeform else "q": user_text}))
+                 for n, (_, name) in enumerate(sorted(found), 1))
 
 
 def _last_user_text(messages: list[Json]) -> str:
@@ -110,10 +115,13 @@ def chat_answer(body: Json, reasoning: bool = False) -> Answer:
     last = messages[-1] if messages else {}
     tool_output = content_text(last.get("content")) if last.get("role") == "tool" else None
     tools = [] if body.get("tool_choice") == "none" else body.get("tools") or []
-    names = [tool["function"]["name"] for tool in tools if tool.get("type") == "function" and "function" in tool]
+    functions = [tool["function"] for tool in tools if tool.get("type") == "function" and "function" in tool]
+    names = [function["name"] for function in functions]
+    freeform = frozenset(function["name"] for function in functions
+                         if list((function.get("parameters") or {}).get("properties") or {}) == ["input"])
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     prompt_words = _words(*(content_text(message.get("content")) for message in messages))
-    return think(_last_user_text(messages), tool_output, names, limit, prompt_words, reasoning)
+    return think(_last_user_text(messages), tool_output, names, limit, prompt_words, reasoning, freeform)
 
 
 def _finish_reason(answer: Answer) -> str:
