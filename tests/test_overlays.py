@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from mapper.cli import main as cli
-from mapper.engine import Mapping, RejectedField, deterministic_context, load_mapping
+from mapper.engine import ConversionError, Mapping, RejectedField, deterministic_context, load_mapping
 from mapper.engine.load import PROVIDERS_DIR, locate, read_yaml
 from mapper.engine.ops import plain
 from mapper.engine.streaming import translate_stream
@@ -126,8 +126,29 @@ CASES: dict[str, Case] = {
 }
 
 
+# overlays for what a client sends rather than what an upstream refuses: the base mapping itself
+# refuses the request (naming the field), and the overlay's conversion passes the fake upstream
+CLIENT_CASES: dict[str, tuple[dict[str, Any], str]] = {
+    "drop-builtin-tools": ({"input": "hi", "tools": [{"type": "web_search"}, *TOOLS], "tool_choice": "auto"},
+                           "tools of type 'web_search'"),
+}
+
+
 def test_every_overlay_has_a_quirk_case() -> None:
-    assert sorted(CASES) == OVERLAYS
+    assert sorted([*CASES, *CLIENT_CASES]) == OVERLAYS
+
+
+@pytest.mark.parametrize("name", sorted(CLIENT_CASES))
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_base_refuses_and_client_overlay_passes(name: str, stream: bool) -> None:
+    request, refused = CLIENT_CASES[name]
+    request = {"model": "fake-model", **request, "stream": stream}
+    with pytest.raises(ConversionError, match=refused):
+        convert(BASE, request)
+    with FakeUpstream() as upstream:
+        response = answer(name, upstream, request)
+    assert response["status"] == "completed"
+    assert [item["type"] for item in response["output"]] == ["message"]
 
 
 @pytest.mark.parametrize(("name", "stream"),
@@ -393,7 +414,7 @@ KNOWN_OVERRIDES = {
     frozenset({"llama-cpp", "no-system-role"}): {"maps.finish_messages"},
     frozenset({"single-system-message", "no-system-role"}): {"maps.finish_messages"},
 }
-GENERIC = [name for name in OVERLAYS if name.startswith(("no-", "max-", "single-"))]
+GENERIC = [name for name in OVERLAYS if name.startswith(("no-", "max-", "single-", "drop-"))]
 # two provider overlays are never combined: each says how one provider works
 PAIRS = [pair for pair in itertools.combinations(OVERLAYS, 2) if set(pair) & set(GENERIC)]
 
