@@ -18,6 +18,7 @@ import yaml
 from .engine import Mapping, MapperError, deterministic_context, load_mapping
 from .engine.compile import compile_mapping
 from .engine.context import Context
+from .engine.errors import error_body
 from .engine.functions import describe
 from .engine.load import builtin_names, load
 from .engine.lint import lint as lint_mapping
@@ -82,13 +83,16 @@ def main() -> None:
 @click.option("--status", type=int, default=400, show_default=True,
               help="HTTP status of the upstream error (--kind error).")
 @click.option("--jsonl", is_flag=True, help="One JSON document per input and output line.")
+@click.option("--keep-going", is_flag=True,
+              help="With --jsonl: a bad line gives an OpenAI error object on its output line (and "
+                   "its message on stderr) instead of stopping; the exit status is 1 if any failed.")
 @click.option("--compact", is_flag=True, help="Write compact JSON instead of indented.")
 @click.option("--deterministic", is_flag=True,
               help="Sequential ids and a fixed clock, for reproducible output.")
 @click.argument("input_file", metavar="[INPUT|-]", type=click.File("rb"), default="-")
 def convert(mapping_ref: str, overlays: tuple[str, ...], option_pairs: tuple[str, ...], kind: str,
-            request_file: Any, status: int, jsonl: bool, compact: bool, deterministic: bool,
-            input_file: Any) -> None:
+            request_file: Any, status: int, jsonl: bool, keep_going: bool, compact: bool,
+            deterministic: bool, input_file: Any) -> None:
     """Convert a request, response, error or stream read from INPUT (default stdin) to stdout."""
     mapping = _compile(mapping_ref, overlays, _parse_options(option_pairs))
     request = _read_json(request_file.read(), _name(request_file)) if request_file else None
@@ -97,19 +101,39 @@ def convert(mapping_ref: str, overlays: tuple[str, ...], option_pairs: tuple[str
     if kind == "stream":
         _convert_stream(mapping, input_file, request, make_context(), out)
         return
+    if keep_going and not jsonl:
+        raise click.UsageError("--keep-going goes with --jsonl")
     if jsonl:
+        failed = 0
         for number, line in enumerate(input_file, start=1):
             if not line.strip():
                 continue
-            document = _read_json(line, f"{_name(input_file)}:{number}")
-            converted = _convert_one(mapping, kind, document, request, status, make_context(),
-                                     where=f"line {number}: ")
+            try:
+                document = _read_json(line, f"{_name(input_file)}:{number}")
+                converted = _convert_one(mapping, kind, document, request, status, make_context(),
+                                         where=f"line {number}: ")
+            except LineError as error:
+                if not keep_going:
+                    raise
+                failed += 1
+                click.echo(f"Error: {error.message}", err=True)
+                converted = error.body
             out.write(orjson.dumps(converted).decode() + "\n")
+        if failed:
+            raise click.ClickException(f"{failed} line(s) could not be converted")
         return
     document = _read_json(input_file.read(), _name(input_file))
     converted = _convert_one(mapping, kind, document, request, status, make_context())
     option = 0 if compact else orjson.OPT_INDENT_2
     out.write(orjson.dumps(converted, option=option).decode() + "\n")
+
+
+class LineError(click.ClickException):
+    """One input document that cannot be converted (or parsed), and the OpenAI error body for it."""
+
+    def __init__(self, message: str, body: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.body = body
 
 
 def _convert_one(mapping: Mapping, kind: str, document: Any, request: Any, status: int,
@@ -121,7 +145,8 @@ def _convert_one(mapping: Mapping, kind: str, document: Any, request: Any, statu
             return mapping.convert_response(document, request=request, ctx=ctx)
         return mapping.convert_error(document, status=status, ctx=ctx)
     except MapperError as error:
-        raise click.ClickException(f"{where}{error}") from None
+        raise LineError(f"{where}{error}", error_body(error.message, "invalid_request_error",
+                                                      getattr(error, "param", None), error.code)) from None
 
 
 def _convert_stream(mapping: Mapping, input_file: Any, request: Any, ctx: Context,
@@ -155,7 +180,8 @@ def _read_json(raw: bytes | str, name: str) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise click.ClickException(f"{name}: invalid JSON: {error}") from None
+        raise LineError(f"{name}: invalid JSON: {error}",
+                        error_body(f"invalid JSON: {error}", code="invalid_json")) from None
 
 
 # -- lint, resolve, functions -----------------------------------------------------------------

@@ -199,6 +199,12 @@ class StoreError(MapperError):
     code = "M501"
 
 
+def error_body(message: str, type: str = "invalid_request_error",  # noqa: A002 - OpenAI's name
+               param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """An OpenAI error body: what a client gets for an error, from the proxy or ``mapper convert``."""
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
 def format_path(path: list[str | int]) -> str:
     """``['input', 3, 'content', 0]`` -> ``input[3].content[0]``."""
     text = ""

@@ -87,6 +87,25 @@ def test_jsonl_error_names_the_line() -> None:
     assert result.exit_code == 1 and "line 2: input:" in result.output
 
 
+def test_jsonl_keep_going_answers_every_line_and_exits_1() -> None:
+    stdin = '{"model": "m", "input": "ok"}\n{"model": "m", "input": 3}\n{"model": \n{"model": "m", "input": "end"}\n'
+    result = CliRunner().invoke(
+        main, ["convert", "-m", "openai-chat", "-k", "request", "--jsonl", "--keep-going"], input=stdin)
+    assert result.exit_code == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 4  # one output line per input line, so outputs stay aligned with inputs
+    assert lines[0]["messages"][0]["content"] == "ok" and lines[3]["messages"][0]["content"] == "end"
+    for bad in lines[1:3]:
+        assert_valid("error", bad)
+    assert (lines[1]["error"]["param"], lines[1]["error"]["code"]) == ("input", "M202")
+    assert lines[2]["error"]["code"] == "invalid_json"
+    assert "line 2: input: M202" in result.stderr and "2 line(s) could not be converted" in result.stderr
+
+
+def test_keep_going_needs_jsonl() -> None:
+    assert invoke("convert", "-m", "openai-chat", "-k", "request", "--keep-going", stdin="{}").exit_code == 2
+
+
 def test_unknown_mapping_and_missing_kind() -> None:
     result = invoke("convert", "-m", "nope", "-k", "request", stdin="{}")
     assert result.exit_code == 1 and "no mapping file or built-in mapping named 'nope'" in result.output

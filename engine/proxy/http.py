@@ -16,6 +16,8 @@ from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 import orjson
 
+from ..errors import error_body
+
 __all__ = ["BodyTooLarge", "ClientGone", "HttpError", "Responder", "error_body", "header",
            "read_body"]
 
@@ -33,12 +35,6 @@ SSE_HEADERS: RawHeaders = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-
-
-def error_body(message: str, type: str = "invalid_request_error",  # noqa: A002 - OpenAI's name
-               param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    """An OpenAI error body."""
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
 class HttpError(Exception):
