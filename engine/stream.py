@@ -193,7 +193,18 @@ class StreamMachine:
         self.state["usage"] = usage
 
     def upstream_error(self, error: Json) -> None:
-        self._upstream_error(error)
+        """An ``error`` rule: the upstream reported an error in its stream."""
+        message = str(error.get("message") or "the upstream reported an error") \
+            if error.__class__ is dict else str(error)
+        code = error.get("code") if error.__class__ is dict else None
+        param = error.get("param") if error.__class__ is dict else None
+        code_text = str(code) if code is not None else "server_error"
+        if not self.started:
+            # nothing has been written yet: the proxy can still answer with an HTTP error
+            status = code if isinstance(code, int) and 400 <= code <= 599 else 502
+            raise UpstreamError(message, status=status, error_code=code_text,
+                                body={"error": error} if error.__class__ is dict else error)
+        self._failed(message, code=code_text, param=param)
 
     def _unsent(self, item: _Item, part_kind: PartKind | None, final: str) -> str:
         """The part of ``final`` (the whole text so far) that no delta has carried yet.
@@ -219,19 +230,6 @@ class StreamMachine:
         if not self.started:
             self._start()
         self._close_all(last_status=state.get("item_status") or "completed")
-
-    def _upstream_error(self, error: Json) -> None:
-        message = str(error.get("message") or "the upstream reported an error") \
-            if error.__class__ is dict else str(error)
-        code = error.get("code") if error.__class__ is dict else None
-        param = error.get("param") if error.__class__ is dict else None
-        code_text = str(code) if code is not None else "server_error"
-        if not self.started:
-            # nothing has been written yet: the proxy can still answer with an HTTP error
-            status = code if isinstance(code, int) and 400 <= code <= 599 else 502
-            raise UpstreamError(message, status=status, error_code=code_text,
-                                body={"error": error} if error.__class__ is dict else error)
-        self._failed(message, code=code_text, param=param)
 
     # -- items ------------------------------------------------------------------------------------
 
