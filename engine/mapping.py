@@ -49,6 +49,8 @@ class Mapping:
     to_api: str
     sources: tuple[str, ...]
     options: ReadOnly[str, Json]
+    # each table's rows, read-only, for ``$tables.NAME``
+    tables: ReadOnly[str, ReadOnly[str, Json]]
     spec: Any
     request: Document | None
     response: Document | None
@@ -69,9 +71,9 @@ class Mapping:
         if body.__class__ is not dict:
             raise ConversionError("the request body must be a JSON object")
         if ctx is None:
-            ctx = Context(options=self.options, root=body)
+            ctx = Context(options=self.options, tables=self.tables, root=body)
         else:
-            ctx.options, ctx.root = self.options, body
+            ctx.options, ctx.tables, ctx.root = self.options, self.tables, body
         if self.reject_unknown:
             known = document.known
             for key in body:
@@ -106,9 +108,9 @@ class Mapping:
         if body.__class__ is not dict:
             raise ConversionError("the response body must be a JSON object")
         if ctx is None:
-            ctx = Context(options=self.options, root=body, request=request)
+            ctx = Context(options=self.options, tables=self.tables, root=body, request=request)
         else:
-            ctx.options, ctx.root, ctx.request = self.options, body, request
+            ctx.options, ctx.tables, ctx.root, ctx.request = self.options, self.tables, body, request
         return document.build(body, ctx)
 
     def convert_error(self, body: Json, *, status: int, ctx: Context | None = None) -> JsonObject:
@@ -119,9 +121,9 @@ class Mapping:
         if body.__class__ is not dict:
             body = {"text": body if isinstance(body, str) else str(body)}
         if ctx is None:
-            ctx = Context(options=self.options, root=body, status=status)
+            ctx = Context(options=self.options, tables=self.tables, root=body, status=status)
         else:
-            ctx.options, ctx.root, ctx.status = self.options, body, status
+            ctx.options, ctx.tables, ctx.root, ctx.status = self.options, self.tables, body, status
         return document.build(body, ctx)
 
     # -- streams --------------------------------------------------------------------------------
@@ -132,9 +134,9 @@ class Mapping:
         if self.stream_spec is None:
             raise ConversionError(f"mapping '{self.id}' declares no stream translation")
         if ctx is None:
-            ctx = Context(options=self.options, request=request)
+            ctx = Context(options=self.options, tables=self.tables, request=request)
         else:
-            ctx.options, ctx.request = self.options, request
+            ctx.options, ctx.tables, ctx.request = self.options, self.tables, request
         return StreamMachine(self.stream_spec, ctx)
 
     def _missing(self, section: str) -> ConversionError:
