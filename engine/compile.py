@@ -49,9 +49,10 @@ def compile_mapping(loaded: Loaded) -> Mapping:
     validate_spec(spec)
     collect = _Collector()
     order = {source: index for index, source in enumerate(loaded.sources)}
-    tables = {name: table for name, table in
-              ((name, collect.run(lambda n=name, t=t: _table(n, t, spec, order)))
-               for name, t in (spec.get("tables") or {}).items()) if table is not None}
+    # a table with a bad row is still built (without it), so that its lookups compile and the
+    # row is the only error reported
+    tables = {name: _table(name, table, spec, order, collect.errors)
+              for name, table in (spec.get("tables") or {}).items()}
     maps = spec.get("maps") or {}
     compiler = RuleCompiler(tables=tables, map_names=maps)
     for name, rule in maps.items():
@@ -91,20 +92,24 @@ def compile_mapping(loaded: Loaded) -> Mapping:
     )
 
 
-def _table(name: str, spec: dict[str, Any], root: dict[str, Any], order: dict[str, int]) -> Table:
+def _table(name: str, spec: dict[str, Any], root: dict[str, Any], order: dict[str, int],
+           errors: list[SpecError]) -> Table:
     where = Where(None, None, f"tables.{name}").inside(root.get("tables"), name)
     columns = tuple(spec.get("columns") or ())
     rows: dict[str, Any] = {}
     for key, row in spec["rows"].items():
         if columns:
             if not isinstance(row, list) or len(row) != len(columns):
-                raise _row_error(name, spec, key, columns, where, order)
+                errors.append(_row_error(name, spec, key, columns, where, order))
+                continue
             row = tuple(row)
         rows[str(key)] = plain(row)
     default = spec.get("default")
     if default is not None and str(default) not in rows:
-        raise where.inside(spec, "default").error(
-            SpecError, f"default row {default!r} is not a row of the table")
+        if str(default) not in map(str, spec["rows"]):  # not a bad row, already reported
+            errors.append(where.inside(spec, "default").error(
+                SpecError, f"default row {default!r} is not a row of the table"))
+        default = None
     return Table(name, rows, columns, None if default is None else str(default))
 
 

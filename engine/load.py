@@ -97,6 +97,9 @@ def load(reference: str, overlays: Iterable[str] = (), options: dict[str, Any] |
     path, display = locate(reference)
     document = _read_document(path, display)
     overlaid = document if "extends" in document else None
+    if overlaid is None and "include" in document:
+        raise OverlayError("include belongs in an overlay (a file with extends:)", file=display,
+                           line=_key_line(document, "include"))
     base = _read_base(document, path, display) if overlaid is not None else _Base(
         document, display, frozenset({path.stem, str(document.get("id"))}))
     applier = _Applier(base)
