@@ -140,8 +140,28 @@ CLIENT_CASES: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 
+# overlays for a switch the base cannot say: the upstream takes the base's request and does not do
+# what it asks; with the overlay it does
+SWITCH_CASES: dict[str, tuple[tuple[str, ...], dict[str, Any], list[str], list[str]]] = {
+    # reasoning_effort "none" means nothing to a chat template: the model thinks anyway
+    "chat-template-thinking": (("reasoning_field", "chat_template_kwargs"),
+                               {"input": "why sky", "reasoning": {"effort": "none"}},
+                               ["reasoning", "message"], ["message"]),
+}
+
+
 def test_every_overlay_has_a_quirk_case() -> None:
-    assert sorted([*CASES, *CLIENT_CASES]) == OVERLAYS
+    assert sorted([*CASES, *CLIENT_CASES, *SWITCH_CASES]) == OVERLAYS
+
+
+@pytest.mark.parametrize("name", sorted(SWITCH_CASES))
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_base_is_not_heard_and_switch_overlay_is(name: str, stream: bool) -> None:
+    quirks, request, unheard, heard = SWITCH_CASES[name]
+    request = {"model": "fake-model", **request, "stream": stream}
+    with FakeUpstream(quirks=quirks) as upstream:
+        assert [item["type"] for item in answer(BASE, upstream, request)["output"]] == unheard
+        assert [item["type"] for item in answer(name, upstream, request)["output"]] == heard
 
 
 @pytest.mark.parametrize("name", sorted(CLIENT_CASES))
@@ -435,7 +455,7 @@ KNOWN_OVERRIDES = {
     frozenset({"llama-cpp", "no-system-role"}): {"maps.finish_messages.then.fn"},
     frozenset({"single-system-message", "no-system-role"}): {"maps.finish_messages.then.fn"},
 }
-GENERIC = [name for name in OVERLAYS if name.startswith(("no-", "max-", "single-", "drop-"))]
+GENERIC = [name for name in OVERLAYS if name.startswith(("no-", "max-", "single-", "drop-", "chat-template-"))]
 # two provider overlays are never combined: each says how one provider works
 PAIRS = [pair for pair in itertools.combinations(OVERLAYS, 2) if set(pair) & set(GENERIC)]
 
