@@ -525,3 +525,28 @@ def test_resolve_prints_the_whole_mapping(name: str) -> None:
     resolved = yaml.safe_load(result.output)
     validate_spec(resolved)
     assert resolved == plain(load(name).spec)
+
+
+# -- the base's extension points: one option, one table row ----------------------------------------
+
+
+def test_reasoning_passback_is_an_option_of_the_base() -> None:
+    item = {"type": "reasoning", "id": "rs_1", "summary": [], "content": [{"type": "reasoning_text", "text": "hmm"}]}
+    request = {"model": "m", "input": [user("q"), item, {"role": "assistant", "content": "a"}, user("again")]}
+    assert "reasoning" not in convert(BASE, request)["messages"][1]
+    for field_name in ("reasoning", "reasoning_content"):
+        chosen = load_mapping(BASE, options={"reasoning_passback": field_name})
+        assert convert(chosen, request)["messages"][1] == {"role": "assistant", "content": "a", field_name: "hmm"}
+    with pytest.raises(RejectedField, match="reasoning_passback must be none, reasoning_content or reasoning"):
+        convert(load_mapping(BASE, options={"reasoning_passback": "thinking"}), request)
+
+
+@pytest.mark.parametrize("name", ["max-completion-tokens", "azure-openai"])
+def test_an_overlay_adds_the_error_param_row_for_the_field_it_renames(name: str) -> None:
+    error = {"error": {"message": "max_completion_tokens is too large", "type": "invalid_request_error",
+                       "param": "max_completion_tokens", "code": None}}
+    assert mapping(BASE).convert_error(error, status=400)["error"]["param"] == "max_completion_tokens"
+    assert mapping(name).convert_error(error, status=400)["error"]["param"] == "max_output_tokens"
+    # the base's rows are still there
+    assert mapping(name).convert_error({"error": {"message": "x", "param": "messages[1].content"}},
+                                       status=400)["error"]["param"] == "input"
