@@ -27,9 +27,22 @@ from .merge import merge
 from .nodes import LineDict, LineList, new_dict, read_yaml
 from .schema import ENTRY_MAPS, SECTION_MAPS
 
-__all__ = ["ENTRY_MAPS", "SECTION_MAPS", "LineDict", "LineList", "Loaded", "MAPPINGS_DIR",
-           "PACKAGE_ROOT", "PROVIDERS_DIR", "builtin_names", "load", "locate", "merge", "read_yaml",
-           "version_matches"]
+__all__ = [
+    "ENTRY_MAPS",
+    "MAPPINGS_DIR",
+    "PACKAGE_ROOT",
+    "PROVIDERS_DIR",
+    "SECTION_MAPS",
+    "LineDict",
+    "LineList",
+    "Loaded",
+    "builtin_names",
+    "load",
+    "locate",
+    "merge",
+    "read_yaml",
+    "version_matches",
+]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS_DIR = PACKAGE_ROOT / "mappings"
@@ -96,15 +109,14 @@ def load(reference: str, overlays: Iterable[str] = (), options: dict[str, Any] |
     """Read a mapping (a base or an overlay), apply further overlays and options, in that order."""
     path, display = locate(reference)
     document = _read_document(path, display)
-    overlaid = document if "extends" in document else None
-    if overlaid is None and "include" in document:
+    if "extends" in document:
+        applier = _Applier(_read_base(document, path, display))
+        applier.apply(document, path, display)
+    elif "include" in document:
         raise OverlayError("include belongs in an overlay (a file with extends:)", file=display,
                            line=_key_line(document, "include"))
-    base = _read_base(document, path, display) if overlaid is not None else _Base(
-        document, display, frozenset({path.stem, str(document.get("id"))}))
-    applier = _Applier(base)
-    if overlaid is not None:
-        applier.apply(overlaid, path, display)
+    else:
+        applier = _Applier(_Base(document, display, frozenset({path.stem, str(document.get("id"))})))
     for overlay_reference in overlays:
         overlay_path, overlay_display = locate(overlay_reference)
         overlay = _read_document(overlay_path, overlay_display)
@@ -116,7 +128,7 @@ def load(reference: str, overlays: Iterable[str] = (), options: dict[str, Any] |
     if options:
         spec = merge(spec, _options_overlay(options))
         sources.append("<options>")
-    return Loaded(spec, tuple(sources), base.spec)
+    return Loaded(spec, tuple(sources), applier.base.spec)
 
 
 def _read_document(path: Path, display: str) -> LineDict:
