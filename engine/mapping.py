@@ -68,10 +68,12 @@ class Mapping:
             raise self._missing("request")
         if body.__class__ is not dict:
             raise ConversionError("the request body must be a JSON object")
+        # the client's request is both the document and ``$request`` (functions that know the
+        # client's tools read them there, in every direction and kind)
         if ctx is None:
-            ctx = Context(options=self.options, root=body)
+            ctx = Context(options=self.options, root=body, request=body)
         else:
-            ctx.options, ctx.root = self.options, body
+            ctx.options, ctx.root, ctx.request = self.options, body, body
         if self.reject_unknown:
             known = document.known
             for key in body:
