@@ -107,8 +107,8 @@ async def test_a_stream_is_held_until_converted_then_sent_as_events(fake: FakeUp
     (b'{"model": 5, "input": "x"}', "model", "invalid_type"),
     (b'{"model": "m"}', "input", "M203"),
     (b'{"model": "m", "input": 5}', "input", None),
-    (b'{"model": "m", "input": [{"role": "user", "content": "hi"}, {"type": "computer_call_output", '
-     b'"call_id": "c", "output": {}}]}', "input[1]", "M202"),
+    (b'{"model": "m", "input": [{"role": "user", "content": "hi"}, {"type": "compaction", '
+     b'"encrypted_content": "x"}]}', "input[1]", "M202"),
     (b'{"model": "m", "input": "x", "temperature": "hot"}', "temperature", "M203"),
     (b'{"model": "m", "input": "x", "store": true}', "store", "M202"),
 ])
@@ -456,12 +456,12 @@ async def test_a_refused_request_logs_its_body_with_log_bodies(fake: FakeUpstrea
     caplog.set_level(logging.INFO, logger="mapper.proxy")
     async with proxy(flags(fake, log_bodies=True)) as client:
         response = await client.post("/v1/responses", json={
-            "model": "m", "input": [{"type": "computer_call_output", "call_id": "c", "output": {}}]})
+            "model": "m", "input": [{"type": "compaction", "encrypted_content": "x"}]})
     assert response.status_code == 400
     (record,) = [record for record in caplog.records if record.getMessage() == "request"]
     line = json.loads(JsonLines().format(record))
-    assert line["status"] == 400 and "computer_call_output" in line["error"]
-    assert line["request_body"]["input"][0]["type"] == "computer_call_output"
+    assert line["status"] == 400 and "compaction" in line["error"]
+    assert line["request_body"]["input"][0]["type"] == "compaction"
     assert "upstream_body" not in line
     assert fake.requests == []
 

@@ -496,7 +496,7 @@ async def test_bad_store_fields_and_duplicates_are_400s(fake: FakeUpstream, tmp_
         # the mapping's own checks still apply to the expanded input...
         bad = await client.post("/v1/responses", json={
             "model": "m", "previous_response_id": first["id"],
-            "input": [{"type": "computer_call_output", "call_id": "c", "output": {}}]})
+            "input": [{"type": "compaction", "encrypted_content": "x"}]})
         # ... and name the client's own item: input[0], not its place in the expanded input
         assert (bad.status_code, bad.json()["error"]["param"]) == (400, "input[0]")
         assert fake.requests and len(fake.requests) == 1
