@@ -121,19 +121,21 @@ class Deriver:
         literals = [value for b in branches if te.get_origin(b) is te.Literal for value in te.get_args(b)]
         if str in branches and literals:
             # Union[Literal[...], str]: an open string with the known values listed
-            schema = {"type": "string", "x-known-values": literals}
+            schema = {"type": "string", "x-known-values": sorted(literals)}
             return _nullable(schema) if nullable else schema
         if any(_is_typeddict(b) for b in branches):
             # the SDK lets a request carry response models (`message.content` passed back as is); on the
             # wire they are the request block of the same `type`, so only the request forms are kept
             branches = [b for b in branches if not _is_model_class(b)]
         classes = [b for b in branches if _is_typeddict(b) or _is_model_class(b)]
-        others = [s for s in (self.schema(b) for b in branches if b not in classes) if s is not None]
-        objects = [self.schema(cls) for cls in classes]
+        # sorted: typing caches equal unions (same members, another order) as one object, so the order
+        # the SDK wrote depends on which module was imported first
+        others = sorted((s for s in (self.schema(b) for b in branches if b not in classes) if s is not None), key=json.dumps)
+        objects = sorted((self.schema(cls) for cls in classes), key=json.dumps)
         mapping = self.discriminate(classes, discriminator) if len(classes) > 1 else None
         if mapping is not None:
             name, values, default = mapping
-            union: Json = {"oneOf": objects, "x-discriminator": {"propertyName": name, "mapping": values}}
+            union: Json = {"oneOf": objects, "x-discriminator": {"propertyName": name, "mapping": dict(sorted(values.items()))}}
             if default is not None:
                 union["x-discriminator"]["whenAbsent"] = default
             variants = [union, *others]
@@ -251,7 +253,7 @@ def _literal(values: tuple[Any, ...]) -> Json:
     if len(values) == 1:
         schema["const"] = values[0]
     else:
-        schema["enum"] = list(values)
+        schema["enum"] = sorted(values, key=str)  # sorted for the reason given in Deriver.union
     return schema
 
 
@@ -447,12 +449,12 @@ def _overloaded_error() -> type:
 def _request_too_large_error() -> type:
     import pydantic
 
-    class RequestTooLargeErrorObject(pydantic.BaseModel):
-        message: str
-        type: te.Literal["request_too_large"]
-
-    RequestTooLargeErrorObject.__module__ = "derive.request_too_large_error_object"
-    return RequestTooLargeErrorObject
+    # built with create_model so that no annotation is left as a string to resolve
+    model = pydantic.create_model(
+        "RequestTooLargeErrorObject", message=(str, ...), type=(te.Literal["request_too_large"], ...)
+    )
+    model.__module__ = "derive.request_too_large_error_object"
+    return model
 
 
 def main(argv: list[str] | None = None) -> int:
