@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 from support.anthropic_invariants import DELTA_BLOCKS, check_anthropic_sse, check_anthropic_stream
 from support.anthropic_replay import replay_anthropic_json, replay_anthropic_stream
 from support.anthropic_schemas import ANTHROPIC, SCHEMA_DIR, assert_valid, assert_valid_event, schema_errors
+from support.generators import mutated_stream
 from support.invariants import StreamInvariantError
 from support.sse_reader import parse_sse_events
 
@@ -257,32 +258,14 @@ _JSON_VALUES = st.recursive(
 )
 
 
-@st.composite
-def _mutated_stream(draw: st.DrawFn) -> Events:
-    events = copy.deepcopy(draw(st.sampled_from([_events(name) for name in [*VALID, "overloaded-mid-stream.error.sse"]])))
-    for _ in range(draw(st.integers(1, 3))):
-        position = draw(st.integers(0, len(events) - 1))
-        action = draw(st.sampled_from(["drop", "duplicate", "swap", "set", "replace"]))
-        if action == "drop" and len(events) > 1:
-            del events[position]
-        elif action == "duplicate":
-            events.insert(position, copy.deepcopy(events[position]))
-        elif action == "swap":
-            other = draw(st.integers(0, len(events) - 1))
-            events[position], events[other] = events[other], events[position]
-        elif action == "set" and isinstance(events[position], dict):
-            target = events[position]
-            for key in ("delta", "content_block", "message", "usage"):
-                if isinstance(target.get(key), dict) and draw(st.booleans()):
-                    target = target[key]
-            target[draw(st.sampled_from(sorted(target) + ["index", "type"]))] = draw(_JSON_VALUES)
-        elif action == "replace":
-            events[position] = draw(_JSON_VALUES)
-    return events
+_MUTATED = mutated_stream(
+    [_events(name) for name in [*VALID, "overloaded-mid-stream.error.sse"]], _JSON_VALUES,
+    keys=["index", "type"], nested=["delta", "content_block", "message", "usage"],
+)
 
 
 @settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_mutated_stream())
+@given(_MUTATED)
 def test_checker_reports_instead_of_crashing(events: Events) -> None:
     try:
         check_anthropic_stream(events)
