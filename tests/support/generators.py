@@ -40,7 +40,8 @@ def mutated_stream(
 
     An edit drops, duplicates, swaps or replaces an event (by one of ``values``), or sets one of an
     event's keys (or of ``keys``) to one of ``values``; with ``nested``, possibly inside the event's
-    object under one of those keys (``delta``, ``content_block``, ...).
+    object under one of those keys (``delta``, ``content_block``, ...). Drawn values are copied: a later
+    edit may write into one, and ``st.just({})`` hands out the same dict to every example.
     """
     events = copy.deepcopy(draw(st.sampled_from(streams)))
     for _ in range(draw(st.integers(1, 3))):
@@ -58,7 +59,7 @@ def mutated_stream(
             for key in nested:
                 if isinstance(target.get(key), dict) and draw(st.booleans()):
                     target = target[key]
-            target[draw(st.sampled_from(sorted(target) + list(keys)))] = draw(values)
+            target[draw(st.sampled_from(sorted(target) + list(keys)))] = copy.deepcopy(draw(values))
         elif action == "replace":
-            events[position] = draw(values)
+            events[position] = copy.deepcopy(draw(values))
     return events
