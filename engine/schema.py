@@ -27,6 +27,7 @@ SECTION_MAPS = {
     "error": ("fields",),
     "stream": ("framing", "init", "capture", "rules", "kinds", "outcome", "response", "start", "end",
                "fail", "envelope"),
+    "coverage": ("request", "response", "stream", "upstream_response", "upstream_stream"),
 }
 
 
