@@ -151,8 +151,8 @@ def _read_base(overlay: LineDict, path: Path, display: str) -> _Base:
     base = _read_document(base_path, base_display)
     if "extends" in base:
         raise OverlayError(f"{base_display} extends another mapping itself; only one level of "
-                           "extends is allowed (an overlay includes other overlays instead, or compose them with --overlay)",
-                           file=display, line=line)
+                           "extends is allowed (an overlay includes other overlays instead, or "
+                           "compose them with --overlay)", file=display, line=line)
     return _Base(base, base_display, frozenset({base_path.stem, str(base.get("id"))}))
 
 
