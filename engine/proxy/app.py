@@ -200,7 +200,7 @@ class ProxyApp:
         except ConversionError as error:
             param = turn.param(error.param) if turn is not None else error.param
             raise HttpError(400, error_body(error.message, "invalid_request_error", param,
-                                            error.code)) from None
+                                            error.client_code)) from None
         if route.model is not None:
             converted["model"] = route.model
         log.upstream_model = converted.get("model")
