@@ -1,17 +1,18 @@
-"""``Shape`` nodes compiled to Python source: one function per ``$defs`` entry, union and object.
+"""``Shape`` nodes compiled to Python source: one function per object, union and ``$defs`` entry.
 
-The generated code does what a hand-written check would: a class test (``v.__class__ is str``),
-a set membership for an enum, a comparison for a bound, a loop for array items, ``dict.get`` for
-the properties of small objects and a dispatch over the present keys for large ones (a request
-sets a handful of the thirty-odd top-level parameters). It raises ``Invalid`` at the first
-refused value; the surrounding call adds the path while the exception unwinds. Scalars are checked
-inline; objects, unions and ``$defs`` entries that are not plain scalars become functions, which
-keeps nesting shallow and lets recursive schemas recurse.
+The generated code is what a hand-written check would be: a class test (``x.__class__ is str``),
+a set membership for an enum, a comparison for a bound, a loop for array items. An object's
+function binds ``get = v.get`` once and reads its declared properties one after another, checking
+each present value inline when it is a scalar, an array or a union whose members differ by JSON
+type, and calling a function otherwise (an object, a union of objects, anything recursive), which
+keeps nesting shallow. The first refused value raises ``Invalid``; each call site that is inside a
+property or an array adds its segment to the failure's path while it unwinds, so a request that
+passes pays nothing for paths.
 
-Unions dispatch on the value's JSON type first, then (for several object members) on a
-discriminating property such as ``type`` or ``role`` when every member fixes its values; an
-unknown value passes, as ``Switch`` does. Only candidates that share both type and discriminator
-are tried one after another (``runtime.first_valid``).
+Unions dispatch on the value's class first, then, for several object members, on a property
+each member fixes (``type``, or ``role``): an unknown value passes, like an unknown ``Switch``
+case. Only members that share both class and discriminator value are tried one after another,
+and when all of them refuse, the failure found deepest in the value is reported.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .wording import expected
 
 Path = tuple[str, ...]  # Python expressions, one per path segment: "'content'", "i3"
 
-# a test of the value's Python class, and the JSON types a value of that class can satisfy
+# a test of the value's class (``c`` holds it), and the JSON types such a value can satisfy
 _CLASSES = (
     ("{c} is dict", frozenset({"object"})),
     ("{c} is list", frozenset({"array"})),
@@ -43,10 +44,17 @@ _TESTS = {
     "array": "{v}.__class__ is list",
     "integer": "{v}.__class__ is int or {v}.__class__ is float",
     "number": "{v}.__class__ is int or {v}.__class__ is float",
-    "null": "{v} is None",
 }
 _DISCRIMINATORS = ("type", "role")
-_INLINE_PROPERTIES = 6  # objects with more properties than this dispatch on the present keys
+_INLINE_PROPERTIES = 8  # an object with at most this many properties is checked in place
+_INLINE_CASES = 8  # a dispatch on at most this many values is a chain of tests, not a table
+
+
+@dataclass(frozen=True)
+class _Tried:
+    """Union members to try one after another (they share a class and a discriminator value)."""
+
+    members: tuple[Shape, ...]
 
 
 class Generator:
@@ -58,9 +66,10 @@ class Generator:
         self.names = Names()
         self.namespace: dict[str, Any] = {
             "Invalid": runtime.Invalid, "check_integral": runtime.check_integral,
-            "first_valid": runtime.first_valid}
-        self.functions: dict[Any, str] = {}  # shape (or def name) -> its function's name
-        self.pending: list[tuple[str, "Shape | _Tried"]] = []
+            "most_relevant": runtime.most_relevant}
+        self.functions: dict[Any, str] = {}  # shape, ("def", name) or _Tried -> function name
+        self.pending: list[tuple[str, Shape | _Tried]] = []
+        self.inlining: set[str] = set()  # $defs being written inline, to stop at recursion
         self.sources: list[str] = []
 
     def compile(self, shape: Shape) -> Callable[[Any], None]:
@@ -68,50 +77,75 @@ class Generator:
         name = self.function(shape)
         while self.pending:
             function_name, pending = self.pending.pop()
-            writer = SourceWriter(self.names, self.namespace)
+            w = SourceWriter(self.names, self.namespace)
             if isinstance(pending, _Tried):
-                self.emit_candidates(writer, list(pending.members), "v")
+                self.emit_tried(w, pending.members, "v")
             elif isinstance(pending, Union):
-                self.emit_union(writer, pending, "v")
-            else:
-                self.emit_plain(writer, pending, "v", ())
-            body = writer.lines or ["    pass"]
-            _, source = define_function(self.namespace, function_name, body, arguments="v",
-                                        filename=self.filename)
+                self.emit_union(w, pending, "v", ())
+            elif isinstance(pending, Plain):
+                self.emit_plain(w, pending, "v", ())
+            _, source = define_function(self.namespace, function_name, w.lines or ["    pass"],
+                                        arguments="v", filename=self.filename)
             self.sources.append(source)
-        bind(self.namespace)
+        _bind(self.namespace)
         return self.namespace[name]
 
-    def function(self, shape: Shape) -> str:
-        """The name of the function that checks ``shape`` (generated later, once)."""
+    def function(self, shape: Shape | _Tried) -> str:
+        """The name of the function that checks ``shape`` (written later, once)."""
         key: Any = ("def", shape.name) if isinstance(shape, Ref) else shape
         name = self.functions.get(key)
         if name is None:
-            hint = f"check_{shape.name}_" if isinstance(shape, Ref) else "check_"
-            name = self.names.fresh(hint.replace("-", "_"))
-            self.functions[key] = name
-            target = self.reader.resolve(shape)
+            hint = f"check_{shape.name.replace('-', '_')}_" if isinstance(shape, Ref) else "check_"
+            name = self.functions[key] = self.names.fresh(hint)
+            target = self.reader.resolve(shape) if isinstance(shape, Ref) else shape
             self.pending.append((name, ANY if isinstance(target, Ref) else target))
         return name
 
-    # -- one shape, into the current function ----------------------------------------------------
+    def late(self, shape: Shape | _Tried) -> "_Late":
+        """A table entry for the function that checks ``shape``, bound once every function exists."""
+        return _Late(self.function(shape))
 
-    def emit(self, w: SourceWriter, shape: Shape, v: str, path: Path) -> None:
-        """Check the value in local ``v`` against ``shape``; ``path`` locates ``v``."""
+    # -- one shape, inline or by a call ------------------------------------------------------------
+
+    def emit(self, w: SourceWriter, shape: Shape, v: str, path: Path, known: bool = False,
+             present: bool = False) -> None:
+        """Check local ``v`` against ``shape``; ``path`` locates ``v``. ``known``: its class is
+        one ``shape`` accepts; ``present``: it is not None."""
         if isinstance(shape, Ref):
-            target = self.reader.definition(shape.name)
-            if isinstance(target, Plain) and is_scalar(target):
-                self.emit_plain(w, target, v, path)
+            target = self.reader.resolve(shape)
+            if shape.name not in self.inlining and not isinstance(target, Ref) and \
+                    self.inline(target):
+                self.inlining.add(shape.name)
+                try:
+                    self.emit(w, target, v, path, known, present)
+                finally:
+                    self.inlining.discard(shape.name)
             else:
                 self.call(w, self.function(shape), v, path)
-        elif isinstance(shape, Union):
-            self.call(w, self.function(shape), v, path)
         elif shape == ANY:
             return
-        elif is_scalar(shape) or _is_array_of_scalars(shape):
-            self.emit_plain(w, shape, v, path)
+        elif isinstance(shape, Union):
+            if self.inline(shape):
+                self.emit_union(w, shape, v, path, present)
+            else:
+                self.call(w, self.function(shape), v, path)
+        elif self.inline(shape):
+            self.emit_plain(w, shape, v, path, known, present)
         else:
             self.call(w, self.function(shape), v, path)
+
+    def inline(self, shape: Shape) -> bool:
+        """Checked in place rather than by a call: scalars, arrays, small objects (a call costs
+        more than reading a few properties) and unions whose members differ by class."""
+        if isinstance(shape, Union):
+            return all(len(self.candidates(shape, types)) <= 1 for _, types in _CLASSES)
+        if isinstance(shape, Plain):
+            return shape.types is not None and \
+                ("object" not in shape.types or not _applies(shape, "object") or
+                 (len(shape.properties) <= _INLINE_PROPERTIES and shape.additional is None and
+                  (shape.switch is None or len(shape.switch.cases) <= _INLINE_CASES))) and \
+                all(isinstance(part, Plain) and is_scalar(part) for part in shape.also)
+        return False
 
     def call(self, w: SourceWriter, function: str, v: str, path: Path) -> None:
         if not path:
@@ -123,45 +157,44 @@ class Generator:
             w(f"failure.path[:0] = {_list(path)}")
             w("raise")
 
-    def emit_plain(self, w: SourceWriter, shape: Plain, v: str, path: Path) -> None:
-        kinds = shape.types
-        if kinds is None:
+    # -- plain schemas -----------------------------------------------------------------------------
+
+    def emit_plain(self, w: SourceWriter, shape: Plain, v: str, path: Path, known: bool = False,
+                   present: bool = False) -> None:
+        if shape.types is None:
             self.emit_keywords(w, shape, v, path, None)
         else:
-            present = [kind for kind in kinds if kind != "null"]
+            kinds = frozenset(shape.types - {"null"})
+            nullable = shape.nullable and not known and not present
             described = w.constant(expected(self.reader, shape), "E")
-            test = " or ".join(_TESTS[kind].format(v=v) for kind in present) or "False"
-            if shape.nullable:
-                test = f"{v} is None or {test}"
-            with w.block(f"if not ({test}):"):
-                w(f"raise Invalid('invalid_type', {_list(path)}, {v}, {described})")
+            if not known:
+                test = " or ".join(_TESTS[kind].format(v=v) for kind in sorted(kinds)) or "False"
+                with w.block(f"if not ({v} is None or {test}):" if nullable else
+                             f"if not ({test}):"):
+                    w(f"raise Invalid('invalid_type', {_list(path)}, {v}, {described})")
             checks = w.child()
-            if shape.nullable:
+            if nullable:
                 checks.level += 1
-            if "integer" in present and "number" not in present:
+            if "integer" in kinds and "number" not in kinds:
                 with checks.block(f"if {v}.__class__ is float:"):
                     checks(f"check_integral({v}, {_list(path)}, {described})")
-            self.emit_keywords(checks, shape, v, path, frozenset(present))
-            if checks.lines and shape.nullable:
+            self.emit_keywords(checks, shape, v, path, kinds)
+            if checks.lines and nullable:
                 w(f"if {v} is not None:")
             w.lines.extend(checks.lines)
         for part in shape.also:
-            self.emit(w, part, v, path)
+            self.emit(w, part, v, path, present=present)
 
     def emit_keywords(self, w: SourceWriter, shape: Plain, v: str, path: Path,
                       kinds: frozenset[str] | None) -> None:
-        """The keywords of each JSON type, each under a class test unless the type is the only one."""
+        """Each JSON type's keywords, under a class test unless that type is the only one."""
+        numeric = frozenset({"number", "integer"})
         for json_type, check in (("string", self.emit_string), ("number", self.emit_number),
                                  ("array", self.emit_array), ("object", self.emit_object)):
-            if not _applies(shape, json_type):
+            accepted = numeric if json_type == "number" else frozenset({json_type})
+            if not _applies(shape, json_type) or (kinds is not None and not kinds & accepted):
                 continue
-            if kinds is not None and json_type == "number" and not kinds & {"number", "integer"}:
-                continue
-            if kinds is not None and json_type != "number" and json_type not in kinds:
-                continue
-            only = kinds is not None and (kinds <= {"number", "integer"} if json_type == "number"
-                                          else kinds == {json_type})
-            if only:
+            if kinds is not None and kinds <= accepted:
                 check(w, shape, v, path)
             else:
                 with w.block(f"if {_TESTS[json_type].format(v=v)}:"):
@@ -170,8 +203,8 @@ class Generator:
             self.emit_enum(w, shape, v, path)
 
     def emit_enum(self, w: SourceWriter, shape: Plain, v: str, path: Path) -> None:
-        allowed = w.constant(frozenset(e for e in shape.enum or () if e is not None), "A")
-        listed = w.constant(tuple(e for e in shape.enum or () if e is not None), "L")
+        values = tuple(e for e in shape.enum or () if e is not None)
+        allowed, listed = w.constant(frozenset(values), "A"), w.constant(values, "L")
         with w.block(f"if {v} not in {allowed}:"):
             w(f"raise Invalid('invalid_value', {_list(path)}, {v}, {listed})")
 
@@ -179,9 +212,9 @@ class Generator:
         if shape.enum is not None:
             self.emit_enum(w, shape, v, path)
         if shape.min_length:
-            code = "'empty_string'" if shape.min_length == 1 else "'string_below_min_length'"
+            code = "empty_string" if shape.min_length == 1 else "string_below_min_length"
             with w.block(f"if len({v}) < {shape.min_length}:"):
-                w(f"raise Invalid({code}, {_list(path)}, len({v}), {shape.min_length})")
+                w(f"raise Invalid({code!r}, {_list(path)}, len({v}), {shape.min_length})")
         if shape.max_length is not None:
             with w.block(f"if len({v}) > {shape.max_length}:"):
                 w(f"raise Invalid('string_above_max_length', {_list(path)}, len({v}), "
@@ -189,21 +222,20 @@ class Generator:
 
     def emit_number(self, w: SourceWriter, shape: Plain, v: str, path: Path) -> None:
         kind = "integer" if shape.types is not None and "number" not in shape.types else "decimal"
-        bounds = ((shape.minimum, "<", ">=", "below_min"), (shape.maximum, ">", "<=", "above_max"),
-                  (shape.exclusive_minimum, "<=", ">", "below_min"),
-                  (shape.exclusive_maximum, ">=", "<", "above_max"))
-        for bound, failing, relation, name in bounds:
-            if bound is None:
-                continue
-            with w.block(f"if {v} {failing} {bound!r}:"):
-                w(f"raise Invalid('{kind}_{name}_value', {_list(path)}, {v}, "
-                  f"({relation!r}, {bound!r}))")
+        for bound, failing, relation, name in (
+                (shape.minimum, "<", ">=", "below_min"), (shape.maximum, ">", "<=", "above_max"),
+                (shape.exclusive_minimum, "<=", ">", "below_min"),
+                (shape.exclusive_maximum, ">=", "<", "above_max")):
+            if bound is not None:
+                with w.block(f"if {v} {failing} {bound!r}:"):
+                    w(f"raise Invalid('{kind}_{name}_value', {_list(path)}, {v}, "
+                      f"({relation!r}, {bound!r}))")
 
     def emit_array(self, w: SourceWriter, shape: Plain, v: str, path: Path) -> None:
         if shape.min_items:
-            code = "'empty_array'" if shape.min_items == 1 else "'array_below_min_length'"
+            code = "empty_array" if shape.min_items == 1 else "array_below_min_length"
             with w.block(f"if len({v}) < {shape.min_items}:"):
-                w(f"raise Invalid({code}, {_list(path)}, len({v}), {shape.min_items})")
+                w(f"raise Invalid({code!r}, {_list(path)}, len({v}), {shape.min_items})")
         if shape.max_items is not None:
             with w.block(f"if len({v}) > {shape.max_items}:"):
                 w(f"raise Invalid('array_above_max_length', {_list(path)}, len({v}), "
@@ -214,110 +246,150 @@ class Generator:
                 self.emit(w, shape.items, item, (*path, index))
 
     def emit_object(self, w: SourceWriter, shape: Plain, v: str, path: Path) -> None:
-        declared = dict(shape.properties)
-        properties = dict(declared)
-        # a wrong variant says so first ("Invalid value: 'image_url'. Supported values are:
-        # 'text'."), before the members that variant would need
-        for name in _DISCRIMINATORS:
-            if name in properties and properties[name] != ANY:
-                item = w.var("x")
-                w(f"{item} = {v}.get({name!r})")
-                with w.block(f"if {item} is not None:"):
-                    self.emit(w, properties.pop(name), item, (*path, repr(name)))
-        for name in shape.required:
-            with w.block(f"if {name!r} not in {v}:"):
-                w(f"raise Invalid('missing_required_parameter', {_list((*path, repr(name)))})")
-            if name in declared and not _nullable(self.reader, declared[name]):
-                # null is taken as "not given" for optional members; a required one needs a value
-                described = w.constant(expected(self.reader, declared[name]), "E")
-                with w.block(f"if {v}[{name!r}] is None:"):
-                    w(f"raise Invalid('invalid_type', {_list((*path, repr(name)))}, None, "
-                      f"{described})")
-        if len(properties) <= _INLINE_PROPERTIES:
-            for name, sub in properties.items():
-                if sub == ANY:
-                    continue
-                item = w.var("x")
-                w(f"{item} = {v}.get({name!r})")
-                with w.block(f"if {item} is not None:"):
-                    self.emit(w, sub, item, (*path, repr(name)))
-        else:
-            table = w.constant({name: self.namespace_function(sub) for name, sub in properties.items()
-                                if sub != ANY}, "P")
-            key, item, check = w.var("k"), w.var("x"), w.var("f")
-            with w.block(f"for {key}, {item} in {v}.items():"):
-                w(f"{check} = {table}.get({key})")
-                with w.block(f"if {check} is not None and {item} is not None:"):
-                    self.call(w, check, item, (*path, key))
-        if shape.additional is not None and shape.additional != ANY:
-            known = w.constant(frozenset(declared), "K")
-            key, item = w.var("k"), w.var("x")
-            with w.block(f"for {key}, {item} in {v}.items():"):
-                with w.block(f"if {key} not in {known}:"):
-                    self.emit(w, shape.additional, item, (*path, key))
+        declared = {name: sub for name, sub in shape.properties}
+        get = w.var("get")
+        w(f"{get} = {v}.get")
+        # a wrong variant says so before the members it would need ("Invalid value: 'image_url'.
+        # Supported values are: 'text'." rather than "Missing required parameter: '...text'.")
+        order = [name for name in _DISCRIMINATORS if name in declared]
+        order += [name for name in shape.required if name not in order]
+        order += [name for name in declared if name not in order]
+        read: dict[str, str] = {}  # property -> the local holding its value
+        for name in order:
+            if name in shape.required or declared.get(name, ANY) != ANY:
+                local = self.emit_property(w, shape, declared.get(name, ANY), get, v, name, path)
+                if local is not None:
+                    read[name] = local
         if shape.max_properties is not None:
             with w.block(f"if len({v}) > {shape.max_properties}:"):
                 w(f"raise Invalid('object_above_max_properties', {_list(path)}, len({v}), "
                   f"{shape.max_properties})")
-        if shape.max_name_length is not None:
-            key = w.var("k")
-            with w.block(f"for {key} in {v}:"):
-                with w.block(f"if len({key}) > {shape.max_name_length}:"):
-                    w(f"raise Invalid('property_name_above_max_length', {_list((*path, key))}, "
-                      f"{key}, {shape.max_name_length})")
+        additional = shape.additional is not None and shape.additional != ANY
+        if additional or shape.max_name_length is not None:
+            key, item = w.var("k"), w.var("x")
+            with w.block(f"for {key}, {item} in {v}.items():"):
+                if shape.max_name_length is not None:
+                    with w.block(f"if len({key}) > {shape.max_name_length}:"):
+                        w(f"raise Invalid('property_name_above_max_length', "
+                          f"{_list((*path, key))}, {key}, {shape.max_name_length})")
+                if additional and declared:
+                    known = w.constant(frozenset(declared), "K")
+                    with w.block(f"if {key} not in {known}:"):
+                        self.emit(w, shape.additional, item, (*path, key))
+                elif additional:
+                    self.emit(w, shape.additional, item, (*path, key))
         if shape.switch is not None:
-            cases = w.constant({value: self.namespace_function(then)
-                                for value, then in shape.switch.cases}, "S")
-            self.emit_dispatch(w, v, path, shape.switch.property, cases, unknown=None)
+            tag = read.get(shape.switch.property)
+            if tag is None:
+                tag = w.var("t")
+                w(f"{tag} = {get}({shape.switch.property!r})")
+            if len(shape.switch.cases) <= _INLINE_CASES:
+                opener = "if"
+                for value, then in shape.switch.cases:
+                    with w.block(f"{opener} {tag} == {value!r}:"):
+                        written = len(w.lines)
+                        self.emit(w, then, v, path, present=True)
+                        if len(w.lines) == written:
+                            w("pass")
+                    opener = "elif"
+            else:
+                cases = w.constant({value: self.late(then) for value, then in shape.switch.cases},
+                                   "S")
+                self.emit_dispatch(w, v, path, tag, cases, None)
 
-    def emit_dispatch(self, w: SourceWriter, v: str, path: Path, prop: str, cases: str,
-                      unknown: str | None) -> None:
-        """``cases[v[prop]](v)`` for a known string value; an unknown one calls ``unknown``."""
-        tag, check = w.var("t"), w.var("f")
-        w(f"{tag} = {v}.get({prop!r})")
-        with w.block(f"if {tag}.__class__ is str:"):
+    def emit_property(self, w: SourceWriter, shape: Plain, sub: Shape, get: str, v: str, name: str,
+                      path: Path) -> str | None:
+        """Read and check one property; returns the local that holds its value, if it is set."""
+        item = w.var("x")
+        where = _list((*path, repr(name)))
+        if name not in shape.required and name not in _DISCRIMINATORS and \
+                len(shape.properties) > _INLINE_PROPERTIES:
+            # most of a large object's properties are absent, and `in` costs less than .get()
+            checks = w.child()
+            checks.level += 2
+            self.emit(checks, sub, item, (*path, repr(name)), present=True)
+            if checks.lines:
+                with w.block(f"if {name!r} in {v}:"):
+                    w(f"{item} = {v}[{name!r}]")
+                    w(f"if {item} is not None:")
+                w.lines.extend(checks.lines)
+            return None
+        w(f"{item} = {get}({name!r})")
+        if name in shape.required:
+            with w.block(f"if {item} is None:"):
+                with w.block(f"if {name!r} not in {v}:"):
+                    w(f"raise Invalid('missing_required_parameter', {where})")
+                if not self.accepts(sub, "null"):
+                    # null is "not given" for an optional member; a required one needs a value
+                    described = w.constant(expected(self.reader, sub), "E")
+                    w(f"raise Invalid('invalid_type', {where}, None, {described})")
+            opener = "else:"
+        else:
+            opener = f"if {item} is not None:"
+        if sub != ANY:
+            checks = w.child()
+            checks.level += 1
+            self.emit(checks, sub, item, (*path, repr(name)), present=True)
+            if checks.lines:
+                w(opener)
+                w.lines.extend(checks.lines)
+        return item
+
+    def emit_dispatch(self, w: SourceWriter, v: str, path: Path, tag: str, cases: str,
+                      unknown: str | None, string: bool = False) -> None:
+        """``cases[tag](v)`` for a known string tag; an unknown one calls ``unknown``, if any.
+        ``string``: the tag is known to be a string."""
+        check = w.var("f")
+        with w.block("if True:" if string else f"if {tag}.__class__ is str:"):
             w(f"{check} = {cases}.get({tag}, {unknown})")
             with w.block(f"if {check} is not None:"):
                 self.call(w, check, v, path)
 
-    def namespace_function(self, shape: Shape) -> "_Late":
-        """A dispatch-table entry for the function that checks ``shape`` (bound once all exist)."""
-        return _Late(self.namespace, self.function(shape))
+    # -- unions ------------------------------------------------------------------------------------
 
-    # -- unions -----------------------------------------------------------------------------------
-
-    def emit_union(self, w: SourceWriter, shape: Union, v: str) -> None:
+    def emit_union(self, w: SourceWriter, shape: Union, v: str, path: Path,
+                   present: bool = False) -> None:
+        """One branch per class the members accept; a class none accepts is an invalid type."""
         described = w.constant(expected(self.reader, shape), "E")
-        if shape.nullable:
-            with w.block(f"if {v} is None:"):
-                w("return")
         kind = w.var("c")
         w(f"{kind} = {v}.__class__")
-        anything = [m for m in shape.members if self.reader.accepted(m) is None]
-        for test, json_types in _CLASSES:
-            candidates = [m for m in shape.members if m in anything or
-                          _accepts(self.reader, m, json_types)]
-            if not candidates or candidates == anything:
+        opener = "if"
+        if shape.nullable and not present:
+            w(f"if {v} is None:")
+            w("    pass")
+            opener = "elif"
+        open_members = [m for m in shape.members if self.reader.accepted(m) is None]
+        for test, types in _CLASSES:
+            candidates = self.candidates(shape, types)
+            if not candidates or candidates == open_members or (present and "null" in types):
                 continue
-            with w.block(f"if {test.format(c=kind, v=v)}:"):
-                if "object" in json_types and len(candidates) > 1:
-                    self.emit_object_union(w, candidates, v)
+            with w.block(f"{opener} {test.format(c=kind, v=v)}:"):
+                written = len(w.lines)
+                if "object" in types and len(candidates) > 1:
+                    self.emit_object_union(w, candidates, v, path)
+                elif len(candidates) == 1:
+                    self.emit(w, candidates[0], v, path, known=True, present="null" not in types)
                 else:
-                    self.emit_candidates(w, candidates, v)
-                w("return")
-        if anything:
-            self.emit_candidates(w, anything, v)
-        else:
-            w(f"raise Invalid('invalid_type', [], {v}, {described})")
+                    self.call(w, self.function(_Tried(tuple(candidates))), v, path)
+                if len(w.lines) == written:
+                    w("pass")  # the class is all this member asks for
+            opener = "elif"
+        with w.block("else:" if opener == "elif" else "if True:"):
+            written = len(w.lines)
+            if open_members:
+                self.emit_tried(w, tuple(open_members), v, path)
+            else:
+                w(f"raise Invalid('invalid_type', {_list(path)}, {v}, {described})")
+            if len(w.lines) == written:
+                w("pass")
 
-    def emit_candidates(self, w: SourceWriter, candidates: list[Shape], v: str) -> None:
-        if len(candidates) == 1:
-            self.emit(w, candidates[0], v, ())
-        else:
-            checks = w.constant(tuple(self.namespace_function(c) for c in candidates), "C")
-            w(f"first_valid({checks}, {v})")
+    def candidates(self, shape: Union, types: frozenset[str]) -> list[Shape]:
+        """The members a value of one class may match: those accepting its type, or anything."""
+        return [m for m in shape.members
+                if (kinds := self.reader.accepted(m)) is None or kinds & types]
 
-    def emit_object_union(self, w: SourceWriter, candidates: list[Shape], v: str) -> None:
+    def emit_object_union(self, w: SourceWriter, candidates: list[Shape], v: str,
+                          path: Path) -> None:
         """Several object members: dispatch on a property each of them fixes, if there is one."""
         for prop in _DISCRIMINATORS:
             tags = [self.tags(c, prop) for c in candidates]
@@ -326,42 +398,51 @@ class Generator:
             open_members = [c for c, (values, _) in zip(candidates, tags) if values is None]
             table: dict[str, list[Shape]] = {}
             for candidate, (values, _) in zip(candidates, tags):
-                for value in values or ():
+                for value in sorted(values or ()):
                     table.setdefault(value, []).append(candidate)
-            for members in table.values():
-                members.extend(open_members)
-            cases = w.constant({value: self.candidates_function(members)
+            cases = w.constant({value: self.late_any(members + open_members)
                                 for value, members in table.items()}, "S")
-            absent = [c for c, (values, required) in zip(candidates, tags) if not required]
-            unknown = self.candidates_function(open_members) if open_members else None
+            absent = [c for c, (_, required) in zip(candidates, tags) if not required]
             tag = w.var("t")
             w(f"{tag} = {v}.get({prop!r})")
             with w.block(f"if {tag} is None:"):
                 if absent:
-                    self.emit_candidates(w, absent, v)
+                    self.call(w, self.function(_Tried(tuple(absent))), v, path)
                 else:
-                    w(f"raise Invalid('missing_required_parameter', [{prop!r}])")
-                w("return")
-            with w.block(f"if {tag}.__class__ is not str:"):
-                w(f"raise Invalid('invalid_type', [{prop!r}], {tag}, 'a string')")
-            unknown_name = w.constant(unknown, "U") if unknown is not None else "None"
-            self.emit_dispatch(w, v, (), prop, cases, unknown_name)
+                    w(f"raise Invalid('missing_required_parameter', {_list((*path, repr(prop)))})")
+            with w.block(f"elif {tag}.__class__ is not str:"):
+                w(f"raise Invalid('invalid_type', {_list((*path, repr(prop)))}, {tag}, 'a string')")
+            with w.block("else:"):
+                unknown = w.constant(self.late_any(open_members), "U") if open_members else "None"
+                self.emit_dispatch(w, v, path, tag, cases, unknown, string=True)
             return
-        self.emit_candidates(w, candidates, v)
+        self.call(w, self.function(_Tried(tuple(candidates))), v, path)
 
-    def candidates_function(self, members: list[Shape]) -> "_Late":
-        """A function trying ``members`` in order (they share a type and a discriminator value)."""
+    def late_any(self, members: list[Shape]) -> "_Late":
+        return self.late(members[0]) if len(members) == 1 else self.late(_Tried(tuple(members)))
+
+    def emit_tried(self, w: SourceWriter, members: tuple[Shape, ...], v: str,
+                   path: Path = ()) -> None:
+        """Try each member in turn; the first that accepts ``v`` wins (see ``most_relevant``)."""
         if len(members) == 1:
-            return self.namespace_function(members[0])
-        key = _Tried(tuple(members))
-        name = self.functions.get(key)
-        if name is None:
-            name = self.functions[key] = self.names.fresh("check_any_")
-            self.pending.append((name, key))
-        return _Late(self.namespace, name)
+            self.emit(w, members[0], v, path)
+            return
+        if path:
+            self.call(w, self.function(_Tried(members)), v, path)
+            return
+        failures = []
+        for member in members:
+            failure = w.var("e")
+            failures.append(failure)
+            with w.block("try:"):
+                self.emit(w, member, v, ())
+                w("return")
+            with w.block("except Invalid as failure:"):
+                w(f"{failure} = failure")
+        w(f"raise most_relevant(({', '.join(failures)},))")
 
     def tags(self, shape: Shape, prop: str) -> tuple[frozenset[str] | None, bool]:
-        """The values ``shape`` allows for property ``prop`` (``None``: any) and whether it is required."""
+        """The values ``shape`` allows for property ``prop`` (``None``: any), and if it is required."""
         resolved = self.reader.resolve(shape)
         if not isinstance(resolved, Plain):
             return None, False
@@ -379,33 +460,22 @@ class Generator:
                 values = more
         return values, required
 
-
-@dataclass(frozen=True)
-class _Tried:
-    """Union members to try one after another, with no further dispatch."""
-
-    members: tuple[Shape, ...]
+    def accepts(self, shape: Shape, json_type: str) -> bool:
+        kinds = self.reader.accepted(shape)
+        return kinds is None or json_type in kinds
 
 
 class _Late:
-    """A dispatch-table entry: the named generated function, looked up on first call.
+    """A table entry naming a generated function; ``_bind`` swaps in the function itself."""
 
-    Tables are built while their functions are still being written; each entry replaces itself
-    in its table with the real function when ``bind`` runs after the last function is defined.
-    """
+    __slots__ = ("name",)
 
-    __slots__ = ("namespace", "name")
-
-    def __init__(self, namespace: dict[str, Any], name: str) -> None:
-        self.namespace = namespace
+    def __init__(self, name: str) -> None:
         self.name = name
 
-    def __call__(self, value: Any) -> None:
-        self.namespace[self.name](value)
 
-
-def bind(namespace: dict[str, Any]) -> None:
-    """Replace every ``_Late`` in the namespace (and in its tables) with the function it names."""
+def _bind(namespace: dict[str, Any]) -> None:
+    """Replace every ``_Late`` in the namespace, and in its tables, by the function it names."""
     for name, value in list(namespace.items()):
         if isinstance(value, _Late):
             namespace[name] = namespace[value.name]
@@ -413,8 +483,6 @@ def bind(namespace: dict[str, Any]) -> None:
             for key, entry in value.items():
                 if isinstance(entry, _Late):
                     value[key] = namespace[entry.name]
-        elif isinstance(value, tuple) and any(isinstance(e, _Late) for e in value):
-            namespace[name] = tuple(namespace[e.name] if isinstance(e, _Late) else e for e in value)
 
 
 def _list(path: Path) -> str:
@@ -422,8 +490,9 @@ def _list(path: Path) -> str:
 
 
 def _applies(shape: Plain, json_type: str) -> bool:
+    """Whether ``shape`` has any keyword for values of ``json_type``."""
     if json_type == "string":
-        return shape.enum is not None and any(isinstance(e, str) for e in shape.enum) or \
+        return (shape.enum is not None and any(isinstance(e, str) for e in shape.enum)) or \
             shape.min_length is not None or shape.max_length is not None
     if json_type == "number":
         return any(b is not None for b in (shape.minimum, shape.maximum, shape.exclusive_minimum,
@@ -433,21 +502,6 @@ def _applies(shape: Plain, json_type: str) -> bool:
     return bool(shape.required or shape.properties or shape.additional is not None or
                 shape.max_properties is not None or shape.max_name_length is not None or
                 shape.switch is not None)
-
-
-def _is_array_of_scalars(shape: Plain) -> bool:
-    return shape.types is not None and shape.types <= {"array", "null"} and not shape.also and (
-        shape.items is None or (isinstance(shape.items, Plain) and is_scalar(shape.items)))
-
-
-def _accepts(reader: Reader, shape: Shape, json_types: frozenset[str]) -> bool:
-    kinds = reader.accepted(shape)
-    return kinds is not None and bool(kinds & json_types)
-
-
-def _nullable(reader: Reader, shape: Shape) -> bool:
-    kinds = reader.accepted(shape)
-    return kinds is None or "null" in kinds
 
 
 def _string_values(reader: Reader, shape: Shape) -> frozenset[str] | None:

@@ -8,7 +8,7 @@ turns the finished failure into the ``InvalidRequest`` that callers see, with Op
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..errors import InvalidRequest, format_path
 from .wording import INT64_MAX, INT64_MIN, MESSAGES
@@ -45,21 +45,14 @@ def check_integral(value: float, path: list[str | int], expected: str) -> None:
         raise Invalid("integer_below_min_value", path, value, (">=", INT64_MIN))
 
 
-def first_valid(checks: Iterable[Callable[[Any], None]], value: Any) -> None:
-    """``anyOf`` over candidates that share a JSON type (and a discriminator value, if any).
+def most_relevant(failures: tuple[Invalid, ...]) -> Invalid:
+    """Of the failures of union members that all refused a value, the one to report.
 
-    The first candidate that accepts ``value`` wins. When none does, the failure reported is the
-    one found deepest in the value: that candidate got furthest, so it is most likely the one the
-    client meant; a missing required member counts for less than a wrong value at the same depth.
+    That is the failure found deepest in the value: its member got furthest, so it is most likely
+    the one the client meant; a missing required member counts for less than a wrong value at the
+    same depth. On a tie the earlier member wins.
     """
-    failures: list[Invalid] = []
-    for check in checks:
-        try:
-            check(value)
-            return
-        except Invalid as failure:
-            failures.append(failure)
-    raise max(failures, key=_relevance)
+    return max(failures, key=_relevance)
 
 
 def _relevance(failure: Invalid) -> tuple[int, bool]:

@@ -209,6 +209,8 @@ class Reader:
             flat.extend(m for m in alternatives if m not in flat)
         if any(m == ANY for m in flat):
             return ANY
+        flat = [m for m in flat if not any(_subsumes(self.resolve(other), self.resolve(m))
+                                            for other in flat if other is not m)]
         if len(flat) == 1 and not nullable:
             return flat[0]
         if len(flat) == 1 and isinstance(flat[0], Plain) and flat[0].types is not None:
@@ -289,6 +291,14 @@ class Reader:
                                also=shape.also)):
             return shape
         return None
+
+
+def _subsumes(wide: Shape, narrow: Shape) -> bool:
+    """``wide`` accepts every value ``narrow`` does: a bare ``{"type": T}`` beside a constrained
+    member of the same type (a model id enum beside any string), which the union can drop."""
+    return isinstance(wide, Plain) and isinstance(narrow, Plain) and wide.types is not None and \
+        wide == Plain(types=wide.types) and narrow.types is not None and \
+        narrow.types <= wide.types and narrow != wide
 
 
 def _merge(left: Plain, right: Plain) -> Plain:
