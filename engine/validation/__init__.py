@@ -38,7 +38,7 @@ from .runtime import Invalid
 from .shapes import Reader
 from .supplement import supplement
 
-__all__ = ["RequestValidator", "request_validator", "validator_for_schema"]
+__all__ = ["RequestValidator", "compile_validator", "request_validator", "validator_for_schema"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,12 @@ def request_validator(api: str) -> RequestValidator | None:
 def validator_for_schema(schema: str) -> RequestValidator:
     """Compile ``schemas/openai/<schema>.json`` plus its supplement into a ``RequestValidator``."""
     document = orjson.loads((OPENAI_SCHEMAS / f"{schema}.json").read_bytes())
-    reader = Reader(supplement(schema, document))
-    generator = Generator(reader, filename=f"<validate {schema}>")
+    return compile_validator(supplement(schema, document), schema)
+
+
+def compile_validator(document: dict[str, Json], name: str) -> RequestValidator:
+    """Compile one JSON Schema document (a root and its ``$defs``) into a ``RequestValidator``."""
+    reader = Reader(document)
+    generator = Generator(reader, filename=f"<validate {name}>")
     check = generator.compile(reader.root())
-    return RequestValidator(schema, check, "\n".join(reversed(generator.sources)))
+    return RequestValidator(name, check, "\n".join(reversed(generator.sources)))

@@ -38,9 +38,15 @@ def edits(schema_name: str) -> list[dict[str, Any]]:
 
 
 def supplement(schema_name: str, document: dict[str, Any]) -> dict[str, Any]:
-    """Apply the supplement's edits to ``document`` (in place) and return it. Raises ``ValueError``."""
+    """Apply the supplement's edits of ``schema_name`` to ``document`` (in place) and return it."""
+    return apply_edits(document, edits(schema_name), schema_name)
+
+
+def apply_edits(document: dict[str, Any], changes: list[dict[str, Any]],
+                schema_name: str = "") -> dict[str, Any]:
+    """Apply ``changes`` (supplement edits) to ``document`` in place. Raises ``ValueError``."""
     patched = document
-    for edit in edits(schema_name):
+    for edit in changes:
         where = edit["at"]
         parent, key = _locate(patched, where)
         node = parent[key]
