@@ -18,6 +18,7 @@ from .errors import ConversionError, RejectedField
 from .ops import truthy
 from .types import Json, JsonObject, Rule
 from .validation import request_validator
+from .validation.numbers import check_usage, checked_stream_machine
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,7 @@ class Mapping:
             ctx = Context(options=self.options, root=body, request=request)
         else:
             ctx.options, ctx.root, ctx.request = self.options, body, request
+        check_usage(body.get("usage"))  # counts past 64 bits: a ConversionError, not a 500
         return document.build(body, ctx)
 
     def convert_error(self, body: Json, *, status: int, ctx: Context | None = None) -> JsonObject:
@@ -147,7 +149,7 @@ class Mapping:
             ctx = Context(options=self.options, request=request)
         else:
             ctx.options, ctx.request = self.options, request
-        return StreamMachine(self.stream_spec, ctx)
+        return checked_stream_machine(StreamMachine)(self.stream_spec, ctx)
 
     def _missing(self, section: str) -> ConversionError:
         return ConversionError(f"mapping '{self.id}' declares no {section} section")

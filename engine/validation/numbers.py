@@ -1,0 +1,90 @@
+"""Numbers JSON allows but mapper cannot carry: integers past 64 bits, NaN and infinity.
+
+JSON puts no limit on a number. orjson, which reads and writes every payload here, does: it writes
+integers from -2**63 to 2**64 - 1 and raises ``TypeError`` on any other, it reads a longer integer
+literal as a float (``100000000000000000000000000000`` becomes ``1e+29``), and it refuses ``NaN``
+and ``Infinity`` (which are not JSON) when reading, and writes them as ``null``. So a float read
+from a longer literal is harmless until a rule turns it into an integer (``as: integer``): the
+int it makes cannot be written, and the answer fails long after the value was read.
+
+Where such values come from and what stops them:
+
+* a client's request: ``orjson`` refuses ``NaN``/``Infinity`` (a 400, invalid JSON); request
+  validation refuses a number past the 64-bit range wherever the client API expects an integer
+  (``runtime.check_integral``), which covers every field a mapping reads ``as: integer``;
+* an upstream's answer: the token counts in ``usage`` are the integers a mapping reads from an
+  upstream. ``check_usage`` refuses counts past the 64-bit range where a converted answer or a
+  stream takes its usage, so the answer is a 502 (or a failed stream), not a 500;
+* the proxy's log line, which may hold anything: ``engine.proxy.logs`` writes such values as text.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..errors import ConversionError, format_path
+
+INT_MIN, INT_MAX = -(2 ** 63), 2 ** 64 - 1  # what orjson writes as an integer
+FLOAT_INT_LIMIT = 2.0 ** 63  # an integral float this large came from a literal past int64
+
+
+def first_uncarriable(value: Any, path: list[str | int] | None = None) -> tuple[list[str | int], Any] | None:
+    """The path and value of the first number in ``value`` that cannot be carried as written:
+    an int orjson cannot write, a non-finite float, or an integral float past the 64-bit range."""
+    path = [] if path is None else path
+    kind = value.__class__
+    if kind is dict:
+        for key, item in value.items():
+            found = first_uncarriable(item, [*path, key])
+            if found is not None:
+                return found
+    elif kind is list:
+        for index, item in enumerate(value):
+            found = first_uncarriable(item, [*path, index])
+            if found is not None:
+                return found
+    elif kind is int:
+        if not INT_MIN <= value <= INT_MAX:
+            return path, value
+    elif kind is float:
+        if not math.isfinite(value) or (value.is_integer() and abs(value) >= FLOAT_INT_LIMIT):
+            return path, value
+    return None
+
+
+def check_usage(usage: Any, where: str = "usage") -> None:
+    """Refuse token counts mapper cannot carry. Raises ``ConversionError`` naming the count."""
+    if usage.__class__ is not dict:
+        return
+    found = first_uncarriable(usage)
+    if found is not None:
+        path, value = found
+        shown = f"{float(value):g}" if value.__class__ is int else repr(value)
+        raise ConversionError(
+            f"the upstream's {format_path([where, *path])} is {shown}, a number past the 64-bit "
+            "range that JSON tools (and mapper) can carry", path=[where, *path], rule="numbers")
+
+
+_CHECKED_MACHINES: dict[type, type] = {}
+
+
+def checked_stream_machine(machine_class: type) -> type:
+    """``machine_class`` whose ``set_usage`` refuses counts past the 64-bit range: the stream
+    fails with an error event instead of ending in a usage that cannot be written."""
+    checked = _CHECKED_MACHINES.get(machine_class)
+    if checked is None:
+        from ..errors import StreamError
+
+        class CheckedUsage(machine_class):  # type: ignore[misc, valid-type]
+            __slots__ = ()
+
+            def set_usage(self, usage: Any) -> None:
+                try:
+                    check_usage(usage)
+                except ConversionError as error:
+                    raise StreamError(error.message, rule="numbers") from None
+                super().set_usage(usage)
+
+        checked = _CHECKED_MACHINES[machine_class] = CheckedUsage
+    return checked
