@@ -211,14 +211,7 @@ class Generator:
     def emit_string(self, w: SourceWriter, shape: Plain, v: str, path: Path) -> None:
         if shape.enum is not None:
             self.emit_enum(w, shape, v, path)
-        if shape.min_length:
-            code = "empty_string" if shape.min_length == 1 else "string_below_min_length"
-            with w.block(f"if len({v}) < {shape.min_length}:"):
-                w(f"raise Invalid({code!r}, {_list(path)}, len({v}), {shape.min_length})")
-        if shape.max_length is not None:
-            with w.block(f"if len({v}) > {shape.max_length}:"):
-                w(f"raise Invalid('string_above_max_length', {_list(path)}, len({v}), "
-                  f"{shape.max_length})")
+        _emit_lengths(w, v, path, "string", shape.min_length, shape.max_length)
 
     def emit_number(self, w: SourceWriter, shape: Plain, v: str, path: Path) -> None:
         kind = "integer" if shape.types is not None and "number" not in shape.types else "decimal"
@@ -232,14 +225,7 @@ class Generator:
                       f"({relation!r}, {bound!r}))")
 
     def emit_array(self, w: SourceWriter, shape: Plain, v: str, path: Path) -> None:
-        if shape.min_items:
-            code = "empty_array" if shape.min_items == 1 else "array_below_min_length"
-            with w.block(f"if len({v}) < {shape.min_items}:"):
-                w(f"raise Invalid({code!r}, {_list(path)}, len({v}), {shape.min_items})")
-        if shape.max_items is not None:
-            with w.block(f"if len({v}) > {shape.max_items}:"):
-                w(f"raise Invalid('array_above_max_length', {_list(path)}, len({v}), "
-                  f"{shape.max_items})")
+        _emit_lengths(w, v, path, "array", shape.min_items, shape.max_items)
         if shape.items is not None and shape.items != ANY:
             index, item = w.var("i"), w.var("x")
             with w.block(f"for {index}, {item} in enumerate({v}):"):
@@ -483,6 +469,18 @@ def _bind(namespace: dict[str, Any]) -> None:
             for key, entry in value.items():
                 if isinstance(entry, _Late):
                     value[key] = namespace[entry.name]
+
+
+def _emit_lengths(w: SourceWriter, v: str, path: Path, thing: str, minimum: int | None,
+                  maximum: int | None) -> None:
+    """minLength/maxLength (``thing`` "string") or minItems/maxItems ("array")."""
+    if minimum:
+        code = f"empty_{thing}" if minimum == 1 else f"{thing}_below_min_length"
+        with w.block(f"if len({v}) < {minimum}:"):
+            w(f"raise Invalid({code!r}, {_list(path)}, len({v}), {minimum})")
+    if maximum is not None:
+        with w.block(f"if len({v}) > {maximum}:"):
+            w(f"raise Invalid('{thing}_above_max_length', {_list(path)}, len({v}), {maximum})")
 
 
 def _list(path: Path) -> str:

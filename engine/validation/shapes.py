@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
+from ..ops import json_type
+
 JSON_TYPES = ("string", "integer", "number", "boolean", "array", "object", "null")
 _SCALARS = frozenset({"string", "integer", "number", "boolean", "null"})
 
@@ -150,7 +152,7 @@ class Reader:
         if enum is not None:
             enum = tuple(enum)
             if types is None:
-                types = frozenset(_json_type(value) for value in enum)
+                types = frozenset(json_type(value) for value in enum)
         switch = self._switch([m for m in schema.get("allOf", ()) if set(m) >= {"if", "then"}])
         properties = tuple((name, self.read(sub)) for name, sub in schema.get("properties", {}).items())
         if switch is not None:
@@ -334,20 +336,6 @@ def _def_name(reference: str) -> str:
     if not reference.startswith(prefix):
         raise ValueError(f"only local $defs references are supported, not {reference!r}")
     return reference[len(prefix):]
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def _number(value: Any) -> float | None:
