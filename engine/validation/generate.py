@@ -1,13 +1,14 @@
-"""``Shape`` nodes compiled to Python source: one function per object, union and ``$defs`` entry.
+"""``Shape`` nodes compiled to Python source: checks written in place, functions where they pay.
 
 The generated code is what a hand-written check would be: a class test (``x.__class__ is str``),
-a set membership for an enum, a comparison for a bound, a loop for array items. An object's
-function binds ``get = v.get`` once and reads its declared properties one after another, checking
-each present value inline when it is a scalar, an array or a union whose members differ by JSON
-type, and calling a function otherwise (an object, a union of objects, anything recursive), which
-keeps nesting shallow. The first refused value raises ``Invalid``; each call site that is inside a
-property or an array adds its segment to the failure's path while it unwinds, so a request that
-passes pays nothing for paths.
+a set membership for an enum, a comparison for a bound, a loop for array items. An object binds
+``get = v.get`` once and reads its declared properties one after another (a large object tests
+``'name' in v`` first: most of its properties are absent, and ``in`` is cheaper than a call).
+Scalars, arrays, small objects, short ``if``/``then`` dispatches and unions whose members differ by
+JSON type are checked in place; large objects, unions of objects and recursive ``$defs`` entries
+become functions, which keeps nesting shallow and lets recursive schemas recurse. The first refused
+value raises ``Invalid``; each call site inside a property or an array adds its segment to the
+failure's path while it unwinds, so a request that passes pays nothing for paths.
 
 Unions dispatch on the value's class first, then, for several object members, on a property
 each member fixes (``type``, or ``role``): an unknown value passes, like an unknown ``Switch``
