@@ -100,6 +100,20 @@ async def test_an_integer_past_64_bits_from_a_client_is_a_400(fake: FakeUpstream
     assert line["status"] == 400
 
 
+async def test_without_validation_such_an_integer_is_still_a_400(fake: FakeUpstream) -> None:
+    # validate_requests: false lets the mapping read it as an integer that cannot be written
+    body = '{"model": "m", "input": "hi", "max_output_tokens": %s}' % BIG
+    config = flags(fake, options={"validate_requests": False})
+    assert config.router.routes[0].mapping.validate_request is None
+    async with proxy(config) as client:
+        response = await client.post("/v1/responses", content=body,
+                                     headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = error_of(response)
+    assert (error["param"], error["code"]) == ("max_output_tokens", "integer_above_max_value")
+    assert fake.requests == []
+
+
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
 async def test_nan_and_infinity_from_a_client_are_a_400(fake: FakeUpstream, literal: str) -> None:
     body = '{"model": "m", "input": "hi", "temperature": %s}' % literal

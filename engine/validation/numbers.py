@@ -11,7 +11,9 @@ Where such values come from and what stops them:
 
 * a client's request: ``orjson`` refuses ``NaN``/``Infinity`` (a 400, invalid JSON); request
   validation refuses a number past the 64-bit range wherever the client API expects an integer
-  (``runtime.check_integral``), which covers every field a mapping reads ``as: integer``;
+  (``runtime.check_integral``), which covers every field a mapping reads ``as: integer``; with
+  validation off, the proxy refuses the request when its conversion cannot be written
+  (``uncarriable_request``);
 * an upstream's answer: the token counts in ``usage`` are the integers a mapping reads from an
   upstream. ``check_usage`` refuses counts past the 64-bit range where a converted answer or a
   stream takes its usage, so the answer is a 502 (or a failed stream), not a 500;
@@ -24,6 +26,7 @@ import math
 from typing import Any
 
 from ..errors import ConversionError, format_path
+from .wording import INT64_MAX
 
 INT_MIN, INT_MAX = -(2 ** 63), 2 ** 64 - 1  # what orjson writes as an integer
 FLOAT_INT_LIMIT = 2.0 ** 63  # an integral float this large came from a literal past int64
@@ -64,6 +67,21 @@ def check_usage(usage: Any, where: str = "usage") -> None:
         raise ConversionError(
             f"the upstream's {format_path([where, *path])} is {shown}, a number past the 64-bit "
             "range that JSON tools (and mapper) can carry", path=[where, *path], rule="numbers")
+
+
+def uncarriable_request(body: Any) -> ConversionError:
+    """The refusal of a client request whose conversion holds an integer orjson cannot write.
+
+    Request validation refuses such a number where the client API expects an integer; this is
+    for a mapping that turned validation off (``validate_requests: false``) and made one anyway.
+    """
+    found = first_uncarriable(body)
+    path, value = found if found is not None else ([], None)
+    param = format_path(path) or None
+    return ConversionError(
+        f"Invalid '{param}': integer above maximum value. Expected a value <= {INT64_MAX}, but got "
+        f"{value!r} instead." if param else "the request holds a number past the 64-bit range",
+        path=path, param=param, rule="numbers", api_code="integer_above_max_value")
 
 
 _CHECKED_MACHINES: dict[type, type] = {}
