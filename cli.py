@@ -148,7 +148,8 @@ def _convert_one(mapping: Mapping, kind: str, document: Any, request: Any, statu
         return mapping.convert_error(document, status=status, ctx=ctx)
     except MapperError as error:
         raise LineError(f"{where}{error}", error_body(error.message, "invalid_request_error",
-                                                      getattr(error, "param", None), error.code)) from None
+                                                      getattr(error, "param", None),
+                                                      getattr(error, "client_code", error.code))) from None
 
 
 def _convert_stream(mapping: Mapping, input_file: Any, request: Any, ctx: Context,

@@ -16,7 +16,11 @@ Cases:
 * ``… bytes``: the same with ``orjson`` parsing and serialising around it, as the proxy does;
 * ``stream``: chat SSE bytes in -> Responses SSE bytes out through ``StreamSession``, per upstream
   chunk (a fresh session per stream, so its set-up is counted), once the engine has streams;
-* the reverse direction (``openai-responses``), engine only, once that mapping exists.
+* the reverse direction (``openai-responses``), engine only, once that mapping exists;
+* ``request validation``: the check ``Mapping.convert_request`` runs before converting
+  (``engine.validation``), engine only, for the same request payloads. The conversion rows above
+  leave it out (the mappings are loaded with ``validate_requests: false``), so that they compare
+  the same work as the hand-written converters; the proxy pays both.
 
     python -m bench.micro                 # all cases, printed as a table
     python -m bench.micro --profile request   # where the engine's time goes (cProfile)
@@ -67,7 +71,8 @@ def _engine_mapping(name: str) -> tuple[Any, str | None]:
         from mapper.engine import builtin_names, load_mapping
         if name not in builtin_names():
             return None, f"the `{name}` mapping does not exist yet"
-        return load_mapping(name), None
+        # conversion only: the hand-written converters do not validate (see _validation_cases)
+        return load_mapping(name, options={"validate_requests": False}), None
     except Exception as error:  # noqa: BLE001 - anything here means "not available"
         return None, f"mapping `{name}` does not load: {error!r}"
 
@@ -108,7 +113,26 @@ def build_cases() -> list[Case]:
                       compare=_same_json_bytes))
     cases.append(_stream_case(mapping))
     cases.extend(_reverse_cases())
+    cases.extend(_validation_cases())
     return cases
+
+
+def _validation_cases() -> list[Case]:
+    """What checking a request the way the client API would costs, before it is converted."""
+    try:
+        from mapper.engine.validation import request_validator
+    except ImportError as error:
+        return [Case("request validation", None, None, note=f"not available: {error}")]
+    responses, chat = request_validator("openai.responses"), request_validator("openai.chat")
+    note = "engine only: runs before the conversion, not included in the rows above"
+    return [
+        Case("request validation: agent turn", lambda r=payloads.responses_request(): responses(r),
+             None, note=note),
+        Case("request validation: one-line input", lambda r=payloads.simple_request(): responses(r),
+             None, note=note),
+        Case("reverse request validation: agent turn", lambda r=payloads.chat_request(): chat(r),
+             None, note=note),
+    ]
 
 
 def _stream_case(mapping: Any) -> Case:

@@ -11,11 +11,16 @@
     ├── ConversionError            M201  run: a payload cannot be converted (rule id, input path)
     │   ├── RejectedField          M202  the mapping refuses a field or a value on purpose
     │   ├── CoercionError          M203  a value has the wrong type (``as:``) or is missing (``required``)
-    │   └── NoCase                 M204  a ``switch`` found no case and has no ``otherwise``
+    │   ├── NoCase                 M204  a ``switch`` found no case and has no ``otherwise``
+    │   └── InvalidRequest         M205  the client API itself would refuse the request (engine.validation)
     ├── StreamError                M301  run: a stream cannot be converted (chunk number)
     │   └── SSEDecodeError         M302  the upstream's bytes are not an event stream (engine.sse)
     ├── UpstreamError              M401  the upstream failed or answered with an error
     └── StoreError                 M501  the response store cannot be opened, read or written
+
+A ``ConversionError`` may also carry ``api_code``: the code the client API gives the same refusal
+(``invalid_type``, ``unknown_parameter``...). Clients get that code in the error body; mapper's own
+code stays in ``code`` and in the logs.
 
 Spec errors are found before any payload is seen, so they carry file and line. Run errors carry the
 id of the rule that failed and the JSON path of the input it was reading; the path is built while
@@ -123,11 +128,17 @@ class ConversionError(MapperError):
     code = "M201"
 
     def __init__(self, message: str, *, path: list[str | int] | None = None, rule: str | None = None,
-                 param: str | None = None) -> None:
+                 param: str | None = None, api_code: str | None = None) -> None:
         super().__init__(message)
         self.path: list[str | int] = path if path is not None else []
         self.rule = rule
         self._param = param
+        self.api_code = api_code  # the client API's code for the same refusal, where it has one
+
+    @property
+    def client_code(self) -> str:
+        """The ``code`` of the error body a client gets: the client API's code, else mapper's."""
+        return self.api_code or self.code
 
     def at(self, *segments: str | int) -> "ConversionError":
         """Prefix the input path while the error unwinds through an enclosing op."""
@@ -159,6 +170,14 @@ class CoercionError(ConversionError):
 
 class NoCase(ConversionError):
     code = "M204"
+
+
+class InvalidRequest(ConversionError):
+    """A request the client API itself would refuse: a wrong type, an unknown enum value, a number
+    out of range, an empty array, a missing required member. ``message``, ``param`` and
+    ``api_code`` are in the client API's own words (see ``engine.validation``)."""
+
+    code = "M205"
 
 
 class StreamError(MapperError):

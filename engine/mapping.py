@@ -2,6 +2,8 @@
 
 ``Mapping.convert_request`` / ``convert_response`` / ``convert_error`` are pure functions over
 dicts: the only state they touch is the per-call ``Context`` (clock, ids, the original request).
+``convert_request`` first checks the request the way the client API (the mapping's ``from``) would
+(``engine.validation``), so a value that API refuses is a 400 here too, in its words.
 ``Mapping.stream()`` hands out a fresh per-stream state machine (see ``engine.stream``).
 """
 
@@ -9,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping as ReadOnly
+from typing import Any, Callable, Mapping as ReadOnly
 
 from .context import Context
 from .errors import ConversionError, RejectedField
 from .ops import truthy
 from .types import Json, JsonObject, Rule
+from .validation import request_validator
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,12 @@ class Mapping:
     reject_unknown: bool = True
     # the Python the mapping compiled to (``mapper resolve --code``)
     generated_source: str = ""
+    # checks a request as the client API would; compiled once per API (option validate_requests)
+    validate_request: Callable[[Json], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.validate_request is None and self.options.get("validate_requests", True):
+            object.__setattr__(self, "validate_request", request_validator(self.from_api))
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -70,6 +79,8 @@ class Mapping:
             raise self._missing("request")
         if body.__class__ is not dict:
             raise ConversionError("the request body must be a JSON object")
+        if self.validate_request is not None:
+            self.validate_request(body)
         # the client's request is both the document and ``$request`` (functions that know the
         # client's tools read them there, in every direction and kind)
         if ctx is None:
@@ -100,7 +111,8 @@ class Mapping:
             f"unknown parameter '{key}': mapping '{self.id}' does not know it. Map it (a rule in "
             "request.fields), drop it (request.drop, with the reason), reject it (request.reject) "
             "or pass it through (request.passthrough) in an overlay; or set the option "
-            "unknown_fields: drop to leave unknown fields out", path=[key], rule="request")
+            "unknown_fields: drop to leave unknown fields out", path=[key], rule="request",
+            api_code="unknown_parameter")
 
     def dropped_fields(self, body: JsonObject) -> list[str]:
         """The fields of ``body`` this mapping drops on purpose (for a warning header or log).

@@ -178,10 +178,18 @@ def expect(name: str, value: Json) -> CoercionError:
     return CoercionError(f"expected {name}, got {json_type(value)}")
 
 
+# orjson reads an integer literal past 64 bits as a float (1e+29) and cannot write the int that
+# float would become, so an integer is one a JSON tool can carry, or it is refused here
+_INTEGER_LIMIT = 2.0 ** 63
+
+
 def _as_integer(value: Json) -> int:
     if value.__class__ is int:
         return value
     if value.__class__ is float and value.is_integer():
+        if abs(value) >= _INTEGER_LIMIT:
+            raise CoercionError(f"expected an integer within 64 bits, got {value:g}",
+                                api_code="integer_above_max_value")
         return int(value)
     raise expect("an integer", value)
 

@@ -28,7 +28,7 @@ hold; nothing grows with the number of frames except that text.
 from __future__ import annotations
 
 from .context import Context
-from .errors import StreamError, UpstreamError
+from .errors import ConversionError, StreamError, UpstreamError
 from .stream_spec import EventRule, ItemKind, PartKind, StreamSpec
 from .types import Event, Json
 
@@ -108,6 +108,8 @@ class StreamMachine:
             handler(chunk, ctx, self)
         except StreamError as error:
             return self._failed(error.message)
+        except ConversionError as error:  # a frame the rules cannot convert (a count past 64 bits)
+            return self._failed(f"the upstream sent a frame that cannot be converted: {error}")
         if not self.started:
             self._start()
         return out

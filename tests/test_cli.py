@@ -67,7 +67,7 @@ def test_convert_jsonl_converts_each_line() -> None:
 
 @pytest.mark.parametrize("stdin, fragment", [
     ('{"model": "m", "input": "x", "temperature": "hot"}',
-     "temperature: M203 expected a number, got string"),
+     "temperature: M205 Invalid type for 'temperature': expected a decimal, but got a string instead."),
     ('{"model": "m", "input": [{"type": "function_call_output", "call_id": "c", "output": "o"}]}',
      "input[0].call_id: M201"),
     ('{"model": "m", "input": [{"type": "mystery"}]}',
@@ -97,9 +97,10 @@ def test_jsonl_keep_going_answers_every_line_and_exits_1() -> None:
     assert lines[0]["messages"][0]["content"] == "ok" and lines[3]["messages"][0]["content"] == "end"
     for bad in lines[1:3]:
         assert_valid("error", bad)
-    assert (lines[1]["error"]["param"], lines[1]["error"]["code"]) == ("input", "M202")
+    # the client API's code in the error object, mapper's code on stderr
+    assert (lines[1]["error"]["param"], lines[1]["error"]["code"]) == ("input", "invalid_type")
     assert lines[2]["error"]["code"] == "invalid_json"
-    assert "line 2: input: M202" in result.stderr and "2 line(s) could not be converted" in result.stderr
+    assert "line 2: input: M205" in result.stderr and "2 line(s) could not be converted" in result.stderr
 
 
 def test_keep_going_needs_jsonl() -> None:

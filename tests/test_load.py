@@ -85,8 +85,8 @@ request:
     max_completion_tokens: {from: max_output_tokens, as: integer}
 """, overlay_id="tokens")
     converted = load_mapping(overlay).convert_request({"model": "m", "input": "hi",
-                                                        "max_output_tokens": 7})
-    assert converted["max_completion_tokens"] == 7 and "max_tokens" not in converted
+                                                        "max_output_tokens": 64})
+    assert converted["max_completion_tokens"] == 64 and "max_tokens" not in converted
 
 
 def test_overlays_compose_in_order_and_last_wins(tmp_path: Path) -> None:

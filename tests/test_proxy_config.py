@@ -80,8 +80,8 @@ def test_a_routes_file_resolves_routes_keys_timeouts_and_mappings(tmp_path: Path
     assert default.upstream == "http://127.0.0.1:8000/v1"
     assert local.model == "qwen2.5:7b" and local.models == ("gpt-4o", "llama3")
     assert local.mapping.options["incomplete_as_completed"] is True
-    converted = local.mapping.convert_request({"model": "gpt-4o", "input": "x", "max_output_tokens": 5})
-    assert converted["max_completion_tokens"] == 5 and "max_tokens" not in converted
+    converted = local.mapping.convert_request({"model": "gpt-4o", "input": "x", "max_output_tokens": 64})
+    assert converted["max_completion_tokens"] == 64 and "max_tokens" not in converted
     assert set(config.secrets()) == {"pk-one", "pk-two", "sk-deepseek-secret-0001"}
 
 

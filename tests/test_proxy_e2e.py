@@ -235,11 +235,13 @@ def test_reasoning(client: openai.OpenAI, reasoner_upstream: FakeUpstream, fake:
 
 
 def test_length_gives_incomplete(client: openai.OpenAI, fake: FakeUpstream) -> None:
-    response = client.responses.create(model="fake-model", input="one two three four", max_output_tokens=2)
+    # the toy model answers "echo: <input>", one token a word; OpenAI's floor is 16 tokens
+    words = " ".join(f"w{n}" for n in range(1, 21))
+    response = client.responses.create(model="fake-model", input=words, max_output_tokens=16)
     assert (response.status, response.incomplete_details.reason) == ("incomplete", "max_output_tokens")
-    assert response.output_text == "echo: one"
-    assert fake.last_json["max_tokens"] == 2
-    events = list(client.responses.create(model="fake-model", input="one two three", max_output_tokens=2,
+    assert response.output_text == "echo: " + " ".join(f"w{n}" for n in range(1, 16))
+    assert fake.last_json["max_tokens"] == 16
+    events = list(client.responses.create(model="fake-model", input=words, max_output_tokens=16,
                                           stream=True))
     assert events[-1].type == "response.incomplete"
     assert events[-1].response.output[0].status == "incomplete"
@@ -277,6 +279,10 @@ def test_bad_input_is_a_400_naming_the_param(client: openai.OpenAI, fake: FakeUp
         client.responses.create(model="fake-model", input=[{"type": "compaction",
                                                             "encrypted_content": "x"}])
     assert caught.value.param == "input[0]"
+    with pytest.raises(openai.BadRequestError) as invalid:  # request validation, in OpenAI's words
+        client.responses.create(model="fake-model", input="x", max_output_tokens=-1)
+    assert (invalid.value.param, invalid.value.code) == ("max_output_tokens", "integer_below_min_value")
+    assert invalid.value.message.endswith("Expected a value >= 16, but got -1 instead.")
     assert fake.requests == []
 
 

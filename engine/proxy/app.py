@@ -31,6 +31,7 @@ from ..errors import ConversionError, MapperError
 from ..store import owner_of
 from ..streaming import StreamSession
 from ..types import Json, JsonObject
+from ..validation.numbers import uncarriable_request
 from .auth import Auth
 from .config import ProxyConfig
 from .disconnect import run_until_disconnect
@@ -206,7 +207,7 @@ class ProxyApp:
         except ConversionError as error:
             param = turn.param(error.param) if turn is not None else error.param
             raise HttpError(400, error_body(error.message, "invalid_request_error", param,
-                                            error.code)) from None
+                                            error.client_code)) from None
         if route.model is not None:
             converted["model"] = route.model
         log.upstream_model = converted.get("model")
@@ -227,7 +228,13 @@ class ProxyApp:
                    **self.auth.upstream_headers(route, authorization)}
         keep = functools.partial(self.stored.keep, turn) \
             if self.stored is not None and turn is not None and turn.store else None
-        return Call(route=route, url=url, request=echo, payload=orjson.dumps(converted),
+        try:
+            payload = orjson.dumps(converted)
+        except TypeError:  # an integer past 64 bits, made by a mapping that does not validate
+            refusal = uncarriable_request(request)
+            raise HttpError(400, error_body(refusal.message, "invalid_request_error", refusal.param,
+                                            refusal.client_code)) from None
+        return Call(route=route, url=url, request=echo, payload=payload,
                     headers=headers, respond=respond, log=log, redactor=redactor,
                     new_context=self.new_context, session=session,
                     log_bodies=self.config.log_bodies, keep=keep)

@@ -23,6 +23,7 @@ from typing import Any, Iterable, TextIO
 import orjson
 
 from ..types import Json
+from ..validation.numbers import INT_MAX, INT_MIN
 
 __all__ = ["LOGGER", "JsonLines", "Redactor", "RequestLog", "configure_logging"]
 
@@ -173,7 +174,22 @@ class JsonLines(logging.Formatter):
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return self.redactor.text(orjson.dumps(line, default=str).decode())
+        try:
+            text = orjson.dumps(line, default=str)
+        except TypeError:  # an integer past 64 bits (an upstream's usage, say): write it as text
+            text = orjson.dumps(_writable(line), default=str)
+        return self.redactor.text(text.decode())
+
+
+def _writable(value: Any) -> Any:
+    """``value`` with every integer orjson cannot write turned into its decimal text."""
+    if isinstance(value, dict):
+        return {key: _writable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_writable(item) for item in value]
+    if value.__class__ is int and not INT_MIN <= value <= INT_MAX:
+        return str(value)
+    return value
 
 
 def configure_logging(redactor: Redactor, stream: TextIO | None = None,
