@@ -21,17 +21,15 @@ import keyword
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
-from jmespath import exceptions as jmespath_errors
-
 from .errors import (CoercionError, ConversionError, NoCase, ReferenceError_, RejectedField, SpecError,
                      SpecErrors, UnknownFunction)
 from .functions.registry import REGISTRY, Function
 from .ops import (CONTAINERS, COERCIONS, EACH_LIST_KEYS, MODIFIERS, SOURCES, Table, Where, case_key,
                   copy_json, expect, fresh, json_type, located, plain, suggest, truthy)
-from .expressions import RUNTIME, may_raise, truth_test, write_expression
-from .paths import compile_path, input_path, is_plain, parse_expression, path_segments, split_variable
+from .expressions import truth_test
+from .paths import PATH_RUNTIME, input_path, write_path
 from .source import Names, SourceWriter, define_function
-from .templates import compile_template
+from .templates import TEMPLATE_RUNTIME, write_template
 from .types import Json, Rule
 
 # Checks that ``as:`` writes inline: the exact class a value must have, and how to name it.
@@ -59,7 +57,7 @@ class RuleCompiler:
             "expect": expect, "json_type": json_type, "CONTAINERS": CONTAINERS,
             "ConversionError": ConversionError, "CoercionError": CoercionError,
             "RejectedField": RejectedField, "NoCase": NoCase,
-            "JMESPathError": jmespath_errors.JMESPathError, **RUNTIME,
+            **PATH_RUNTIME, **TEMPLATE_RUNTIME,
         }
         # A map that no one defines still has a name, so that generated calls resolve; compile.py
         # defines every map before any rule runs.
@@ -355,10 +353,7 @@ class RuleCompiler:
         return self._literal(w, literal)
 
     def _source_template(self, w: SourceWriter, source: Any, spec: dict, scope: str, where: Where) -> str:
-        render = self._template(w, source, where)
-        target = w.var("t")
-        w(f"{target} = {render}({scope}, ctx)")
-        return target
+        return self._template(w, source, scope, where)
 
     def _source_emit(self, w: SourceWriter, fields: Any, spec: dict, scope: str, where: Where) -> str:
         if not isinstance(fields, dict):
@@ -437,8 +432,8 @@ class RuleCompiler:
         return target
 
     def _source_reject(self, w: SourceWriter, message: Any, spec: dict, scope: str, where: Where) -> str:
-        render = self._template(w, message, where)
-        w(f"raise RejectedField({render}({scope}, ctx))")
+        message = self._template(w, message, scope, where)
+        w(f"raise RejectedField({message})")
         return "None"
 
     def _source_drop(self, w: SourceWriter, reason: Any, spec: dict, scope: str, where: Where) -> str:
@@ -564,68 +559,15 @@ class RuleCompiler:
         if not isinstance(expression, str):
             raise where.error(SpecError, f"expected a JMESPath expression, got {expression!r}")
         try:
-            compile_path(expression)  # validates it, with a located message and a caret
+            return write_path(w, expression, scope).expr
         except SpecError as error:
             raise located(error, where) from None
-        variable, rest = split_variable(expression)
-        if variable is not None:
-            base = w.var("x")
-            w(f"{base} = ctx.{variable}")
-            return self._path(w, rest, base, where) if rest else base
-        if expression == "@":
-            return scope
-        target = w.var("p")
-        if not is_plain(expression):
-            node = parse_expression(expression)
-            if not may_raise(node):
-                w(f"{target} = {write_expression(w, node, scope)}")
-                return target
-            with w.block("try:"):
-                w(f"{target} = {write_expression(w, node, scope)}")
-            with w.block("except JMESPathError as error:"):
-                # a function given the wrong type by the payload, e.g. length(5): the input's fault
-                w(f"raise CoercionError({expression + ': '!r} + str(error)) from None")
-            return target
-        segments = path_segments(expression)
-        getter = w.getters.get(scope)
-        steps = 0
-        if getter is not None and isinstance(segments[0], str):
-            w(f"{target} = {getter}({segments[0]!r})")  # the scope is known to be a dict
-            segments, steps = segments[1:], 1
-        elif isinstance(segments[0], str):
-            with w.block("try:"):
-                w(f"{target} = {scope}.get({segments[0]!r})")
-            with w.block("except AttributeError:"):
-                w(f"{target} = None")
-            segments, steps = segments[1:], 1
-        else:
-            w(f"{target} = {scope}")
-        opened = 0
-        for segment in segments:
-            # an absent step ends the walk without raising: missing fields are the common case,
-            # and a raised AttributeError costs more than the whole lookup
-            if steps:
-                w(f"if {target} is not None:")
-                w.level += 1
-                opened += 1
-            steps += 1
-            if isinstance(segment, int):
-                size = segment + 1 if segment >= 0 else -segment
-                w(f"{target} = {target}[{segment}] if {target}.__class__ is list and "
-                  f"len({target}) >= {size} else None")
-            else:
-                with w.block("try:"):
-                    w(f"{target} = {target}.get({segment!r})")
-                with w.block("except AttributeError:"):
-                    w(f"{target} = None")
-        w.level -= opened
-        return target
 
-    def _template(self, w: SourceWriter, source: Any, where: Where) -> str:
+    def _template(self, w: SourceWriter, source: Any, scope: str, where: Where) -> str:
         if not isinstance(source, str):
             raise where.error(SpecError, "template must be a string")
         try:
-            return w.constant(compile_template(source), "TPL")
+            return write_template(w, source, scope).expr
         except SpecError as error:
             raise located(error, where) from None
 

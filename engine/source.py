@@ -9,7 +9,34 @@ indentation, fresh local names from one counter, and a readable file name in tra
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A value in generated code: the Python expression that holds it, and what is known about it.
+
+    Whoever writes the code says what it is, so no caller has to guess from a variable's name:
+    ``nullable``: it may be None at run time; ``fresh``: it is a local variable the rule itself
+    just wrote, so the caller may rebind it (a modifier's ``v = f(v)``) instead of copying it
+    first; ``literal``: a Python literal such as ``'message'``, ``(0)`` or ``True``, which is never
+    None and never a list.
+    """
+
+    expr: str
+    nullable: bool = True
+    fresh: bool = False
+    literal: bool = False
+
+    @property
+    def is_none(self) -> bool:
+        """The code is the constant ``None``: the rule never gives a value here."""
+        return self.expr == "None"
+
+
+NONE = Code("None")
+"""A rule that gives no value (``drop:``, a ``reject:`` that raises)."""
 
 
 class Names:
