@@ -134,6 +134,12 @@ class ConversionError(MapperError):
         self.path[:0] = segments
         return self
 
+    def in_rule(self, rule: str) -> "ConversionError":
+        """Name the rule while the error unwinds through it, unless a rule inside already did."""
+        if self.rule is None:
+            self.rule = rule
+        return self
+
     @property
     def json_path(self) -> str:
         return format_path(self.path)

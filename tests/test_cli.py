@@ -207,5 +207,6 @@ def test_resolve_code_prints_the_generated_python() -> None:
     result = invoke("resolve", "openai-chat", "--code")
     assert result.exit_code == 0
     assert result.output.startswith("# generated from: openai-chat.yaml")
-    assert "def _request" in result.output and "error.rule = 'maps.input_item'" in result.output
+    assert "def _request" in result.output and "error.in_rule('maps.input_item')" in result.output
+    assert "error.in_rule('request.fields.model')" in result.output  # each field names itself
     compile(result.output, "<generated>", "exec")  # it is real, complete Python
