@@ -269,64 +269,6 @@ class RuleCompiler:
                     open_if(f"{target} is not None")
                 MODIFIERS[key].write(self, w, spec, target, scope, where)
 
-    # -- stream frames --------------------------------------------------------------------------
-
-    def compile_frame_rules(self, rules: list[tuple[str, dict[str, Any], Where, Any, Any]],
-                            where: Where) -> Callable[..., None]:
-        """One function ``(frame, ctx, machine)`` that runs a stream's rules on one upstream frame."""
-        w = self.writer()
-        for rule_id, spec, rule_where, kind, part in rules:
-            w(f"# {rule_id}")
-            with self.guarded(w, spec, "scope", rule_where):
-                if "each" in spec:
-                    items = self.path(w, spec["each"], "scope", rule_where.inside(spec, "each")).expr
-                    item = w.var("item")
-                    with w.block(f"for {item} in {items} or ():"):
-                        self._frame_action(w, spec, item, rule_where, kind, part)
-                else:
-                    self._frame_action(w, spec, "scope", rule_where, kind, part)
-        w("return None")
-        return self.function(w, where, arguments="scope, ctx, machine")
-
-    def _frame_action(self, w: SourceWriter, spec: dict[str, Any], scope: str, where: Where,
-                      kind: Any, part: Any) -> None:
-        if "feed" not in spec:
-            action = next(key for key in ("finish", "usage", "error") if key in spec)
-            value = self.rule(w, spec[action], scope, where.inside(spec, action)).expr
-            if action == "finish":
-                w(f"machine.finish({value})")
-            else:
-                with w.block(f"if {value} is not None:"):
-                    w(f"machine.{'set_usage' if action == 'usage' else 'upstream_error'}({value})")
-            w("if machine.finished: return None")
-            return
-
-        def value_of(key: str) -> str:
-            return self.rule(w, spec[key], scope, where.inside(spec, key)).expr if key in spec else "None"
-
-        delta, final = value_of("delta"), value_of("final")
-        attributes = [(name, self.rule(w, rule, scope, where.inside(spec["set"], name)).expr)
-                      for name, rule in (spec.get("set") or {}).items()]
-        # the machine is called only when this frame has a delta, a final text or an attribute
-        present = [term for term in (delta, final) if term != "None"]
-        present += [f"{value} is not None" for _, value in attributes]
-        if not present:
-            return
-        with w.block(f"if {' or '.join(present)}:"):
-            key = value_of("key") if kind.keyed else "None"
-            identity = value_of("identity") if kind.keyed else "None"
-            collected = [(name, self.rule(w, rule, scope, where.inside(spec["collect"], name)).expr)
-                         for name, rule in (spec.get("collect") or {}).items()]
-            w(f"machine.feed_item({w.constant(kind, 'KIND')}, "
-              f"{w.constant(part, 'PART') if part is not None else 'None'}, {delta}, {final}, "
-              f"{key}, {identity}, {_pairs(attributes)}, {_pairs(collected)})")
-            w("if machine.finished: return None")
-
-
-def _pairs(pairs: list[tuple[str, str]]) -> str:
-    """``[(name, variable)]`` as the source of a tuple of ``(name, value)`` pairs."""
-    return "(" + "".join(f"({name!r}, {value}), " for name, value in pairs) + ")"
-
 
 @contextmanager
 def attributed(w: SourceWriter, rule_id: str | None) -> Iterator[None]:

@@ -22,7 +22,7 @@ import orjson
 
 from .load import PACKAGE_ROOT
 from .ops import OPS, SOURCES
-from .paths import WHOLE, fields_read
+from .paths import fields_read
 
 OPENAI_SCHEMAS = PACKAGE_ROOT / "schemas" / "openai"
 
