@@ -19,8 +19,8 @@ from typing import Any, Iterable, Iterator
 import orjson
 
 from .context import Context
-from .errors import UpstreamError
-from .sse import DONE, SSEDecodeError, SSEDecoder, encode_data, encode_event
+from .errors import SSEDecodeError, UpstreamError
+from .sse import DONE, SSEDecoder, encode_data, encode_event
 from .types import Json
 
 __all__ = ["StreamSession", "translate_stream"]
