@@ -78,7 +78,6 @@ def compile_mapping(loaded: Loaded) -> Mapping:
         to_api=spec["to"],
         sources=loaded.sources,
         options=read_only(options),
-        spec=spec,
         request=request,
         response=response,
         error=error,

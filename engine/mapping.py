@@ -49,7 +49,6 @@ class Mapping:
     to_api: str
     sources: tuple[str, ...]
     options: ReadOnly[str, Json]
-    spec: Any
     request: Document | None
     response: Document | None
     error: Document | None
