@@ -17,6 +17,11 @@ from .ops import truthy
 from .types import Json, JsonObject, Rule
 
 
+# The field every successful answer of an API has. A 2xx body that holds ``error`` and not this
+# field is an error object (some upstreams answer errors with status 200).
+ANSWER_FIELDS = {"openai.chat": "choices", "openai.responses": "output"}
+
+
 @dataclass(frozen=True, slots=True)
 class Reject:
     """A ``reject:`` entry: refuse ``field`` when present (and when ``when`` holds)."""
@@ -58,6 +63,11 @@ class Mapping:
     # the Python the mapping compiled to (``mapper resolve --code``)
     generated_source: str = ""
 
+    @property
+    def answer_field(self) -> str | None:
+        """The field every successful answer of the upstream's API has (``choices``, ``output``)."""
+        return ANSWER_FIELDS.get(self.to_api)
+
     # -- requests -------------------------------------------------------------------------------
 
     def convert_request(self, body: Json, ctx: Context | None = None) -> JsonObject:
@@ -75,7 +85,7 @@ class Mapping:
             known = document.known
             for key in body:
                 if key not in known:
-                    raise RejectedField(f"unknown parameter '{key}'", path=[key], rule="request")
+                    raise RejectedField(unknown_parameter(key), path=[key], rule="request")
         for reject in document.rejects:
             if body.get(reject.field) is not None and (
                     reject.when is None or truthy(reject.when(body, ctx))):
@@ -138,6 +148,14 @@ class Mapping:
 
     def _missing(self, section: str) -> ConversionError:
         return ConversionError(f"mapping '{self.id}' declares no {section} section")
+
+
+def unknown_parameter(field: str) -> str:
+    """Why a request field no rule knows is refused, and what the mapping's author can do (as lint says)."""
+    return (f"unknown parameter '{field}': the mapping neither maps it (request.fields), drops it "
+            "(request.drop), rejects it (request.reject) nor passes it through (request.passthrough); "
+            "add it to one of those, e.g. request.drop with a reason, or set the option "
+            "unknown_fields: drop")
 
 
 def read_only(options: dict[str, Json]) -> ReadOnly[str, Json]:
