@@ -57,6 +57,15 @@ class StreamSession:
         return self.machine.state.get("usage")
 
     @property
+    def error_message(self) -> str | None:
+        """The message of the error a failed stream ended with (for logs); None otherwise."""
+        state = self.machine.state
+        error = state.get("error")
+        if state.get("status") == "failed" and isinstance(error, dict):
+            return str(error.get("message"))
+        return None
+
+    @property
     def response(self) -> Json:
         """The Response object the terminal event carried, once finished; None before.
 
