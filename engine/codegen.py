@@ -282,10 +282,8 @@ def attributed(w: SourceWriter, rule_id: str | None) -> Iterator[None]:
     if rule_id is None:
         yield
         return
-    with w.block("try:"):
+    with w.trying(("ConversionError as error", f"raise error.in_rule({rule_id!r})")):
         yield
-    with w.block("except ConversionError as error:"):
-        w(f"raise error.in_rule({rule_id!r})")
 
 
 @contextmanager
@@ -294,12 +292,10 @@ def _errors_at(w: SourceWriter, path: tuple) -> Iterator[None]:
     if not path:
         yield
         return
-    with w.block("try:"):
+    with w.trying(("ConversionError as error", f"raise error.at(*{path!r})"),
+                  ("(TypeError, ValueError) as error",
+                   f"raise CoercionError(str(error)).at(*{path!r}) from None")):
         yield
-    with w.block("except ConversionError as error:"):
-        w(f"raise error.at(*{path!r})")
-    with w.block("except (TypeError, ValueError) as error:"):
-        w(f"raise CoercionError(str(error)).at(*{path!r}) from None")
 
 
 def _identifier(rule_id: str) -> str:

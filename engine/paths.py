@@ -64,10 +64,10 @@ def write_path(w: SourceWriter, expression: str, scope: str) -> Code:
         if not may_raise(node):
             w(f"{target} = {write_expression(w, node, scope)}")
             return Code(target, fresh=True)
-        with w.block("try:"):
+        # a function given the wrong type by the payload, e.g. length(5): the input's fault
+        with w.trying(("JMESPathError as error",
+                       f"raise CoercionError({expression + ': '!r} + str(error)) from None")):
             w(f"{target} = {write_expression(w, node, scope)}")
-        with w.block("except JMESPathError as error:"):
-            w(f"raise CoercionError({expression + ': '!r} + str(error)) from None")
         return Code(target, fresh=True)
     target = w.var("p")
     _write_plain(w, path_segments(expression), scope, target)
@@ -105,10 +105,8 @@ def _write_step(w: SourceWriter, target: str, segment: str | int) -> None:
 
 def _write_get(w: SourceWriter, source: str, key: str, target: str) -> None:
     # dict.get on a non-dict raises AttributeError: JMESPath's "a step into the wrong type is null"
-    with w.block("try:"):
+    with w.trying(("AttributeError", f"{target} = None")):
         w(f"{target} = {source}.get({key!r})")
-    with w.block("except AttributeError:"):
-        w(f"{target} = None")
 
 
 def compile_path(expression: str) -> Getter:

@@ -77,6 +77,15 @@ class SourceWriter:
             self.level -= 1
 
     @contextmanager
+    def trying(self, *handlers: tuple[str, str]) -> Iterator[None]:
+        """What follows inside ``try:``, then one ``except`` per ``(exception, statement)``."""
+        with self.block("try:"):
+            yield
+        for exception, statement in handlers:
+            with self.block(f"except {exception}:"):
+                self(statement)
+
+    @contextmanager
     def nested(self) -> Iterator[Callable[[str], None]]:
         """Open ``if`` headers one by one (``open_if(condition)``); all close at the end."""
         opened = [0]

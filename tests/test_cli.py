@@ -149,17 +149,8 @@ def test_lint_builtins_pass_and_report_coverage() -> None:
     assert "ok   openai-chat" in result.output and "request 31/31" in result.output
 
 
-def test_lint_fails_on_an_unaccounted_field(tmp_path: Path) -> None:
-    gap = tmp_path / "gap.yaml"
-    gap.write_text("""format: mapper/1
-id: gap
-version: 1.0.0
-extends: {mapping: openai-chat, version: "^1"}
-request:
-  drop:
-    truncation: null
-""")
-    result = invoke("lint", str(gap))
+def test_lint_fails_on_an_unaccounted_field() -> None:
+    result = invoke("lint", str(Path(__file__).parent / "data" / "gap-overlay.yaml"))
     assert result.exit_code == 1
     assert "request field 'truncation' is neither mapped, dropped" in result.output
 

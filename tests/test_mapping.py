@@ -29,16 +29,8 @@ def test_the_option_the_hint_names_lets_the_field_through_unread() -> None:
     assert "top_k" not in converted and converted["model"] == "m"
 
 
-def test_lint_and_the_run_time_hint_name_the_same_dispositions(tmp_path: Path) -> None:
-    gap = tmp_path / "gap.yaml"
-    gap.write_text("""format: mapper/1
-id: gap
-version: 1.0.0
-extends: {mapping: openai-chat, version: "^1"}
-request:
-  drop:
-    truncation: null
-""")
+def test_lint_and_the_run_time_hint_name_the_same_dispositions() -> None:
+    gap = Path(__file__).parent / "data" / "gap-overlay.yaml"
     [problem] = lint(str(gap)).problems
     with pytest.raises(RejectedField) as caught:
         load_mapping(str(gap)).convert_request({"model": "m", "input": "hi", "truncation": "auto"})

@@ -78,12 +78,10 @@ class Each(Source):
                 w(f"raise CoercionError('expected an array, got ' + json_type({items})).at(*{path!r})")
             w(f"{target} = []")
             w(f"{index} = 0")
-            with w.block("try:"):
-                with w.block(f"for {index}, {item} in enumerate({items}):"):
-                    value = c.rule(w, element, item, where) if element else Code(item)
-                    c.add_to_list(w, target, value, flatten=bool(spec.get("flatten")))
-            with w.block("except ConversionError as error:"):
-                w(f"raise error.at(*{path!r}, {index})")
+            with w.trying(("ConversionError as error", f"raise error.at(*{path!r}, {index})")), \
+                    w.block(f"for {index}, {item} in enumerate({items}):"):
+                value = c.rule(w, element, item, where) if element else Code(item)
+                c.add_to_list(w, target, value, flatten=bool(spec.get("flatten")))
         return Code(target, fresh=True)
 
     def reads(self, spec: Spec, reader: Reader) -> set[str]:
