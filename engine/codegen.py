@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 from .errors import ConversionError, SpecError, SpecErrors
 from .functions.registry import REGISTRY, Function
 from .ops import CHECKS, GUARDS, MODIFIERS, OPS, SOURCES, Source, Table, Where, located, plain
-from .ops.base import map_function
+from .ops.base import at, map_function
 from .ops.runtime import RUNTIME
 from .ops.structure import write_object
 from .paths import PATH_RUNTIME, input_path, write_path
@@ -292,9 +292,8 @@ def _errors_at(w: SourceWriter, path: tuple) -> Iterator[None]:
     if not path:
         yield
         return
-    with w.trying(("ConversionError as error", f"raise error.at(*{path!r})"),
-                  ("(TypeError, ValueError) as error",
-                   f"raise CoercionError(str(error)).at(*{path!r}) from None")):
+    with w.trying(("ConversionError as error", f"raise error{at(path)}"),
+                  ("(TypeError, ValueError) as error", f"raise CoercionError(str(error)){at(path)} from None")):
         yield
 
 

@@ -177,6 +177,15 @@ class Check(Op):
         return False
 
 
+def at(path: tuple, *more: str) -> str:
+    """Source for ``.at(...)``: prefix ``path`` (and the variables ``more``) to a run error's input path.
+
+    Empty when there is nothing to prefix.
+    """
+    segments = [repr(segment) for segment in path] + list(more)
+    return f".at({', '.join(segments)})" if segments else ""
+
+
 def map_function(name: str) -> str:
     """The name a named map's function has in the generated namespace (``apply: x`` calls it)."""
     return f"map_{name}"

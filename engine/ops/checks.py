@@ -14,7 +14,7 @@ from typing import Any, Callable
 from ..expressions import truth_test
 from ..paths import fields_read
 from ..source import SourceWriter
-from .base import Builder, Check, Guard, Reader, Spec, Where, plain
+from .base import Builder, Check, Guard, Reader, Spec, Where, at, plain
 
 _CONDITIONS = {"anyOf": [{"type": "string", "minLength": 1},
                          {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}]}
@@ -62,7 +62,7 @@ class Required(Check):
 
     def write(self, c: Builder, w: SourceWriter, value: Any, target: str, path: tuple) -> None:
         with w.block(f"if {target} is None:"):
-            w(f"raise CoercionError('required value is missing').at(*{path!r})")
+            w(f"raise CoercionError('required value is missing'){at(path)}")
 
     def never_none(self, value: Any) -> bool:
         return bool(value)

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import SpecError
 from ..paths import fields_read, input_path
 from ..source import Code, SourceWriter
-from .base import Builder, Reader, Source, Spec, Where
+from .base import Builder, Reader, Source, Spec, Where, at
 
 _RULE = {"$ref": "#/$defs/rule"}
 _EXPRESSION = {"type": "string", "minLength": 1}
@@ -75,10 +75,10 @@ class Each(Source):
         w(f"{target} = None")
         with w.block(f"if {items} is not None:"):
             with w.block(f"if {items}.__class__ is not list:"):
-                w(f"raise CoercionError('expected an array, got ' + json_type({items})).at(*{path!r})")
+                w(f"raise CoercionError('expected an array, got ' + json_type({items})){at(path)}")
             w(f"{target} = []")
             w(f"{index} = 0")
-            with w.trying(("ConversionError as error", f"raise error.at(*{path!r}, {index})")), \
+            with w.trying(("ConversionError as error", f"raise error{at(path, index)}")), \
                     w.block(f"for {index}, {item} in enumerate({items}):"):
                 value = c.rule(w, element, item, where) if element else Code(item)
                 c.add_to_list(w, target, value, flatten=bool(spec.get("flatten")))
