@@ -63,8 +63,9 @@ class RuleCompiler:
         With ``rule_id``, a run error raised inside that names no rule is given this one.
         """
         w = self.writer()
-        with attributed(w, rule_id):
-            w(f"return {self.rule(w, spec, 'scope', where).expr}")
+        body = w.child()
+        body(f"return {self.rule(body, spec, 'scope', where).expr}")
+        w.adopt(body, *attribution(rule_id))
         return self.function(w, where)
 
     def compile_fields(self, fields: dict[str, Any], where: Where) -> Rule:
@@ -89,15 +90,14 @@ class RuleCompiler:
         for name, spec, field_where in fields:
             field_writer = w.child()
             try:
-                with attributed(field_writer, field_where.rule):
-                    self.field(field_writer, out, name, spec, "scope", field_where)
+                self.field(field_writer, out, name, spec, "scope", field_where)
             except SpecErrors as many:
                 errors.extend(many.errors)
                 continue
             except SpecError as error:
                 errors.append(error)
                 continue
-            w.lines.extend(field_writer.lines)
+            w.adopt(field_writer, *attribution(field_where.rule))
         if errors:
             raise SpecErrors(errors)
         w(f"return {out}")
@@ -270,20 +270,16 @@ class RuleCompiler:
                 MODIFIERS[key].write(self, w, spec, target, scope, where)
 
 
-@contextmanager
-def attributed(w: SourceWriter, rule_id: str | None) -> Iterator[None]:
-    """Write what follows inside a ``try`` that names ``rule_id`` in a run error passing through.
+def attribution(rule_id: str | None) -> tuple[tuple[str, str], ...]:
+    """The ``except`` clause that names ``rule_id`` in a run error passing through (none without one).
 
-    The error is given the id only when a rule inside did not name itself. Python's ``try`` costs
-    nothing until something raises, and it is a block of its own only around a whole field or
-    map, so it adds one level to Python's limit of 20 nested blocks where a function's body
-    already starts.
+    The error is given the id only when a rule inside did not name itself. The clause sits on a
+    ``try`` around a whole field or map body, never around each nested rule, so it costs one of
+    the 20 nested blocks Python allows, and nothing at run time until something raises.
     """
     if rule_id is None:
-        yield
-        return
-    with w.trying(("ConversionError as error", f"raise error.in_rule({rule_id!r})")):
-        yield
+        return ()
+    return (("ConversionError as error", f"raise error.in_rule({rule_id!r})"),)
 
 
 @contextmanager
@@ -292,6 +288,7 @@ def _errors_at(w: SourceWriter, path: tuple) -> Iterator[None]:
     if not path:
         yield
         return
+    w.may_raise()  # a TypeError or ValueError becomes a CoercionError at the path
     with w.trying(("ConversionError as error", f"raise error{at(path)}"),
                   ("(TypeError, ValueError) as error", f"raise CoercionError(str(error)){at(path)} from None")):
         yield

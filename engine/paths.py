@@ -65,6 +65,7 @@ def write_path(w: SourceWriter, expression: str, scope: str) -> Code:
             w(f"{target} = {write_expression(w, node, scope)}")
             return Code(target, fresh=True)
         # a function given the wrong type by the payload, e.g. length(5): the input's fault
+        w.may_raise()
         with w.trying(("JMESPathError as error",
                        f"raise CoercionError({expression + ': '!r} + str(error)) from None")):
             w(f"{target} = {write_expression(w, node, scope)}")

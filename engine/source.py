@@ -59,13 +59,22 @@ class SourceWriter:
                  getters: dict[str, str] | None = None) -> None:
         self.names = names
         self.namespace = namespace
-        self.lines: list[str] = []
+        self._lines: list[tuple[int, str]] = []  # (indentation level, statement)
         self.level = level
         # variables known to hold a dict, and the local their bound ``.get`` is in
         self.getters: dict[str, str] = getters if getters is not None else {}
+        # whether the statements written may raise a run error (ConversionError): the writers of
+        # such statements say so (``may_raise``), so that a rule that cannot fail is not wrapped
+        # in a try that names it
+        self.raises = False
 
     def __call__(self, line: str) -> None:
-        self.lines.append("    " * self.level + line)
+        self._lines.append((self.level, line))
+
+    @property
+    def lines(self) -> list[str]:
+        """The statements written so far, indented."""
+        return ["    " * level + line for level, line in self._lines]
 
     @contextmanager
     def block(self, header: str) -> Iterator[None]:
@@ -100,6 +109,10 @@ class SourceWriter:
         finally:
             self.level -= opened[0]
 
+    def may_raise(self) -> None:
+        """Note that what was just written may raise a run error (a ``raise``, a call that can fail)."""
+        self.raises = True
+
     def var(self, hint: str = "v") -> str:
         return self.names.fresh(hint)
 
@@ -110,7 +123,24 @@ class SourceWriter:
         return name
 
     def child(self) -> "SourceWriter":
+        """A writer at this one's level for lines to ``adopt`` later (or to drop, on a spec error)."""
         return SourceWriter(self.names, self.namespace, self.level, self.getters)
+
+    def adopt(self, child: "SourceWriter", *handlers: tuple[str, str]) -> None:
+        """Add ``child``'s lines; inside ``try:`` with ``handlers`` when they may raise a run error.
+
+        A ``try`` costs nothing at run time until something raises, but it is a block (Python
+        allows 20 nested ones) and four lines to read, so code that cannot raise goes without.
+        """
+        if handlers and child.raises:
+            self("try:")
+            self._lines.extend((level + 1, line) for level, line in child._lines)
+            for exception, statement in handlers:
+                with self.block(f"except {exception}:"):
+                    self(statement)
+        else:
+            self._lines.extend(child._lines)
+        self.raises = self.raises or child.raises
 
 
 def define_function(namespace: dict[str, Any], name: str, body: list[str], *,

@@ -105,3 +105,27 @@ def test_the_generated_source_is_kept_readable_python() -> None:
     source = "\n".join(rules.sources)
     assert source.startswith("def _strict") and "error.in_rule('maps.strict')" in source
     compile(source, "<generated>", "exec")
+
+
+def test_a_field_that_cannot_fail_is_not_wrapped_in_a_try() -> None:
+    rules = compiler()
+    rules.compile_section([("model", "model", Where(None, None, "request.fields.model")),
+                           ("n", {"from": "n", "as": "integer"}, Where(None, None, "request.fields.n"))],
+                          Where(None, None, "request"))
+    [source] = rules.sources
+    assert "in_rule('request.fields.n')" in source
+    assert "in_rule('request.fields.model')" not in source  # a plain read raises nothing
+
+
+def test_every_op_that_writes_a_raise_says_it_may_raise() -> None:
+    # each rule below can fail at run time; its field must name itself in the error
+    failing = ["{reject: nope}", "{switch: k, cases: {a: 1}}", "{each: xs}", "{from: x, required: true}",
+               "{from: x, as: string}", "{from: x, apply: m}", "{from: x, fn: text_of}",
+               "{from: x, lookup: t}", "'length(x)'", "{when: 'length(x)', value: 1}"]
+    from mapper.engine.ops import Table
+
+    for text in failing:
+        rules = compiler({"m": "{as: string}"}, {"t": Table("t", {"a": 1}, (), None)})
+        rules.compile_section([("f", yaml.safe_load(text), Where(None, None, "request.fields.f"))],
+                              Where(None, None, "request"))
+        assert "in_rule('request.fields.f')" in rules.sources[-1], text

@@ -63,6 +63,7 @@ class Required(Check):
     def write(self, c: Builder, w: SourceWriter, value: Any, target: str, path: tuple) -> None:
         with w.block(f"if {target} is None:"):
             w(f"raise CoercionError('required value is missing'){at(path)}")
+        w.may_raise()
 
     def never_none(self, value: Any) -> bool:
         return bool(value)

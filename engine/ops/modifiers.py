@@ -34,6 +34,7 @@ class Apply(Modifier):
             raise where.error(ReferenceError_, f"apply names no map '{value}'"
                                                f"{suggest(value, c.map_names)} (see maps:)")
         w(f"{target} = {map_function(value)}({target}, ctx)")
+        w.may_raise()  # as the map's own rules may
 
     def reads(self, spec: Spec, reader: Reader) -> set[str]:
         # without a source the map runs on the rule's own scope, so what it reads counts here
@@ -63,6 +64,7 @@ class Fn(Modifier):
         values = [f"{arg}={c.rule(w, rule, scope, where.inside(args, arg)).expr}"
                   for arg, rule in args.items()]
         w(f"{target} = {call}({', '.join([target, 'ctx', *values])})")
+        w.may_raise()  # a function refuses what it cannot convert
 
     def reads(self, spec: Spec, reader: Reader) -> set[str]:
         found: set[str] = set()
@@ -89,6 +91,7 @@ class Lookup(Modifier):
             raise where.error(ReferenceError_, f"lookup names no table '{table_name}'"
                                                f"{suggest(table_name, c.tables)} (see tables:)")
         row = w.constant(table.row, "ROW")
+        w.may_raise()  # a key with no row, in a table without a default
         if not column:
             w(f"{target} = fresh({row}({target}))")
             return
@@ -118,6 +121,7 @@ class As(Modifier):
         if value not in COERCIONS:
             raise where.error(SpecError, f"unknown type '{value}' for as: "
                                          f"(known: {', '.join(COERCIONS)})")
+        w.may_raise()  # a value of another type
         if value in _EXACT_TYPES:
             kind, described = _EXACT_TYPES[value]
             with w.block(f"if {target}.__class__ is not {kind}:"):

@@ -97,6 +97,7 @@ class Reject(Source):
                 where: Where) -> Code:
         message = c.template(w, value, scope, where)
         w(f"raise RejectedField({message.expr})")
+        w.may_raise()
         return NONE
 
 

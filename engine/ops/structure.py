@@ -76,6 +76,7 @@ class Each(Source):
         with w.block(f"if {items} is not None:"):
             with w.block(f"if {items}.__class__ is not list:"):
                 w(f"raise CoercionError('expected an array, got ' + json_type({items})){at(path)}")
+                w.may_raise()
             w(f"{target} = []")
             w(f"{index} = 0")
             with w.trying(("ConversionError as error", f"raise error{at(path, index)}")), \
@@ -120,6 +121,7 @@ class Switch(Source):
             else:
                 known = ", ".join(str(case) for case in cases)
                 w(f"raise NoCase(f'unexpected value {{{key}!r}} (expected one of: {known})')")
+                w.may_raise()
         return Code(target, fresh=True)
 
     def reads(self, spec: Spec, reader: Reader) -> set[str]:
