@@ -1,9 +1,11 @@
 """Writing Python source for generated functions, and turning it into functions once.
 
-Both compilers that generate code (``engine.codegen`` for rules, ``engine.expressions`` for
-JMESPath) write statements through a ``SourceWriter`` and define the result with
-``define_function``. Keeping that in one place keeps the generated code uniform: four-space
-indentation, fresh local names from one counter, and a readable file name in tracebacks.
+Everything that generates code (``engine.codegen`` and the ops in ``engine.ops`` for rules,
+``engine.paths``, ``engine.expressions`` and ``engine.templates`` for what rules read) writes
+statements through a ``SourceWriter`` and defines the result with ``define_function``. Keeping that
+in one place keeps the generated code uniform: indentation only through blocks, fresh local names
+from one counter, and a readable file name in tracebacks. A writer returns a ``Code`` for the value
+it leaves behind, saying what is known about it, so no caller inspects generated names.
 """
 
 from __future__ import annotations
