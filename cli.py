@@ -22,6 +22,8 @@ from .engine.context import Context
 from .engine.errors import error_body
 from .engine.functions import describe
 from .engine.load import Loaded, builtin_names, load
+from .engine.merge import changes as spec_changes
+from .engine.nodes import write_yaml
 from .engine.lint import lint as lint_mapping
 from .engine.ops import plain
 
@@ -246,17 +248,24 @@ def _expand(references: list[str]) -> list[str]:
 @overlay_option
 @option_option
 @click.option("--code", is_flag=True, help="Print the Python the mapping compiles to instead.")
+@click.option("--changes", is_flag=True,
+              help="Print only what the overlays and options change in the base mapping, as an overlay.")
 def resolve(mapping_ref: ChosenMapping, overlays: tuple[str, ...], option_pairs: tuple[str, ...],
-            code: bool) -> None:
+            code: bool, changes: bool) -> None:
     """Print the merged mapping: the base with every overlay and option applied."""
     # resolve only what would also compile
     loaded, mapping = mapping_ref.compiled(overlays, _parse_options(option_pairs))
     if code:
         click.echo(f"# generated from: {' + '.join(loaded.sources)}\n{mapping.generated_source}", nl=False)
         return
+    if changes:
+        base, overlaid = loaded.sources[0], " + ".join(loaded.sources[1:]) or "nothing"
+        click.echo(f"# what {overlaid} changes in {base}")
+        changed = spec_changes(plain(loaded.base), plain(loaded.spec))
+        click.echo(write_yaml(changed) if changed else "{}\n", nl=False)
+        return
     click.echo(f"# resolved from: {' + '.join(loaded.sources)}")
-    click.echo(yaml.safe_dump(plain(loaded.spec), sort_keys=False, allow_unicode=True, width=100),
-               nl=False)
+    click.echo(write_yaml(plain(loaded.spec)), nl=False)
 
 
 @main.command()
@@ -313,12 +322,15 @@ def functions() -> None:
                    "Also read from $MAPPER_STORE.")
 @click.option("--store-ttl", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Delete stored responses after this long.  [default: keep until deleted]")
+@click.option("--strict", is_flag=True,
+              help="Refuse request fields the mapping does not know and tools the upstream cannot "
+                   "run (a 400 naming them), as mapper convert does, instead of leaving them out.")
 def serve(mapping_ref: ChosenMapping | None, overlays: tuple[str, ...], option_pairs: tuple[str, ...],
           upstream: str | None, api_key_env: str | None, proxy_key_env: str | None,
           config_file: str | None, host: str, port: int, workers: int, log_bodies: bool,
           max_body_bytes: int, connect_timeout: float | None, read_timeout: float | None,
           idle_timeout: float | None, upstream_transport: str, store_url: str | None,
-          store_ttl: float | None) -> None:
+          store_ttl: float | None, strict: bool) -> None:
     """Serve the mapping's client API over HTTP, in front of an upstream (or several, --config)."""
     from .engine.proxy.config import ServeOptions  # the proxy's imports are only paid by serve
     from .engine.proxy.server import serve as run_server
@@ -335,7 +347,7 @@ def serve(mapping_ref: ChosenMapping | None, overlays: tuple[str, ...], option_p
         config=config_file, host=host, port=port, workers=workers, log_bodies=log_bodies,
         max_body_bytes=max_body_bytes, connect_timeout=connect_timeout, read_timeout=read_timeout,
         idle_timeout=idle_timeout, transport=upstream_transport, store=store_url,
-        store_ttl=store_ttl)
+        store_ttl=store_ttl, strict=strict)
     try:
         run_server(options)
     except MapperError as error:

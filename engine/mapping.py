@@ -54,6 +54,8 @@ class Mapping:
     to_api: str
     sources: tuple[str, ...]
     options: ReadOnly[str, Json]
+    # each table's rows, read-only, for ``$tables.NAME``
+    tables: ReadOnly[str, ReadOnly[str, Json]]
     request: Document | None
     response: Document | None
     error: Document | None
@@ -77,15 +79,16 @@ class Mapping:
             raise self._missing("request")
         if body.__class__ is not dict:
             raise ConversionError("the request body must be a JSON object")
+        # the client's request is both the document and ``$request`` (functions that know the
+        # client's tools read them there, in every direction and kind)
         if ctx is None:
-            ctx = Context(options=self.options, root=body)
+            ctx = Context(options=self.options, tables=self.tables, root=body, request=body)
         else:
-            ctx.options, ctx.root = self.options, body
-        if self.reject_unknown:
-            known = document.known
-            for key in body:
-                if key not in known:
-                    raise RejectedField(unknown_parameter(key), path=[key], rule="request")
+            ctx.options, ctx.tables, ctx.root, ctx.request = self.options, self.tables, body, body
+        known = document.known
+        for key in body:
+            if key not in known:
+                self._unknown_field(key, ctx)
         for reject in document.rejects:
             if body.get(reject.field) is not None and (
                     reject.when is None or truthy(reject.when(body, ctx))):
@@ -97,12 +100,26 @@ class Mapping:
                 converted[field] = body[field]
         return converted
 
+    def _unknown_field(self, key: str, ctx: Context) -> None:
+        """A request field no rule knows: refused (``unknown_fields: reject``) or left out."""
+        if not self.reject_unknown:
+            ctx.leave_out(key, "a request field this mapping does not know (newer than it?)")
+            return
+        raise RejectedField(
+            f"unknown parameter '{key}': mapping '{self.id}' does not know it. Map it (a rule in "
+            "request.fields), drop it (request.drop, with the reason), reject it (request.reject) "
+            "or pass it through (request.passthrough) in an overlay; or set the option "
+            "unknown_fields: drop to leave unknown fields out", path=[key], rule="request")
+
     def dropped_fields(self, body: JsonObject) -> list[str]:
-        """The fields of ``body`` this mapping drops on purpose (for a warning header or log)."""
+        """The fields of ``body`` this mapping drops on purpose (for a warning header or log).
+
+        A drop may name a nested field (``stream_options.reasoning_summary_delivery``).
+        """
         document = self.request
         if document is None or body.__class__ is not dict:
             return []
-        return [field for field in document.drops if body.get(field) is not None]
+        return [field for field in document.drops if _present(body, field)]
 
     # -- responses and errors -------------------------------------------------------------------
 
@@ -115,9 +132,9 @@ class Mapping:
         if body.__class__ is not dict:
             raise ConversionError("the response body must be a JSON object")
         if ctx is None:
-            ctx = Context(options=self.options, root=body, request=request)
+            ctx = Context(options=self.options, tables=self.tables, root=body, request=request)
         else:
-            ctx.options, ctx.root, ctx.request = self.options, body, request
+            ctx.options, ctx.tables, ctx.root, ctx.request = self.options, self.tables, body, request
         return document.build(body, ctx)
 
     def convert_error(self, body: Json, *, status: int, ctx: Context | None = None) -> JsonObject:
@@ -128,9 +145,9 @@ class Mapping:
         if body.__class__ is not dict:
             body = {"text": body if isinstance(body, str) else str(body)}
         if ctx is None:
-            ctx = Context(options=self.options, root=body, status=status)
+            ctx = Context(options=self.options, tables=self.tables, root=body, status=status)
         else:
-            ctx.options, ctx.root, ctx.status = self.options, body, status
+            ctx.options, ctx.tables, ctx.root, ctx.status = self.options, self.tables, body, status
         return document.build(body, ctx)
 
     # -- streams --------------------------------------------------------------------------------
@@ -141,22 +158,24 @@ class Mapping:
         if self.stream_spec is None:
             raise ConversionError(f"mapping '{self.id}' declares no stream translation")
         if ctx is None:
-            ctx = Context(options=self.options, request=request)
+            ctx = Context(options=self.options, tables=self.tables, request=request)
         else:
-            ctx.options, ctx.request = self.options, request
+            ctx.options, ctx.tables, ctx.request = self.options, self.tables, request
         return StreamMachine(self.stream_spec, ctx)
 
     def _missing(self, section: str) -> ConversionError:
         return ConversionError(f"mapping '{self.id}' declares no {section} section")
 
 
-def unknown_parameter(field: str) -> str:
-    """Why a request field no rule knows is refused, and what the mapping's author can do (as lint says)."""
-    return (f"unknown parameter '{field}': the mapping neither maps it (request.fields), drops it "
-            "(request.drop), rejects it (request.reject) nor passes it through (request.passthrough); "
-            "add it to one of those, e.g. request.drop with a reason, or set the option "
-            "unknown_fields: drop")
-
-
 def read_only(options: dict[str, Json]) -> ReadOnly[str, Json]:
     return MappingProxyType(dict(options))
+
+
+def _present(body: JsonObject, dotted: str) -> bool:
+    """Whether ``body`` holds a non-null value at the dotted path ``a.b``."""
+    value: Json = body
+    for name in dotted.split("."):
+        if value.__class__ is not dict:
+            return False
+        value = value.get(name)
+    return value is not None
