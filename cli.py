@@ -8,6 +8,7 @@ stderr and exit status 1; a usage error exits 2 (click's convention).
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
@@ -15,12 +16,12 @@ import click
 import orjson
 import yaml
 
-from .engine import Mapping, MapperError, deterministic_context, load_mapping
+from .engine import Mapping, MapperError, deterministic_context
 from .engine.compile import compile_mapping
 from .engine.context import Context
 from .engine.errors import error_body
 from .engine.functions import describe
-from .engine.load import builtin_names, load
+from .engine.load import Loaded, builtin_names, load
 from .engine.merge import changes as spec_changes
 from .engine.nodes import write_yaml
 from .engine.lint import lint as lint_mapping
@@ -29,22 +30,40 @@ from .engine.ops import plain
 KINDS = ("request", "response", "error", "stream")
 
 
+@dataclass(frozen=True)
+class ChosenMapping:
+    """A mapping named on the command line, loaded and compiled as it is (no overlays or options)."""
+
+    reference: str
+    loaded: Loaded
+    mapping: Mapping
+
+    def compiled(self, overlays: tuple[str, ...], options: dict[str, Any]) -> tuple[Loaded, Mapping]:
+        """The mapping with ``overlays`` and ``options`` applied (itself when there are none)."""
+        if not overlays and not options:
+            return self.loaded, self.mapping
+        try:
+            loaded = load(self.reference, overlays=overlays, options=options or None)
+            return loaded, compile_mapping(loaded)
+        except MapperError as error:
+            raise click.ClickException(str(error)) from None
+
+
 class MappingParam(click.ParamType):
     """A mapping given by built-in name or file path, loaded and compiled while parsing options."""
 
     name = "MAPPING"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> ChosenMapping:
+        if isinstance(value, ChosenMapping):
+            return value
         if not isinstance(value, str) or not value:
             self.fail("give a built-in mapping name or a path to a mapping file", param, ctx)
-        return value
-
-
-def _compile(reference: str, overlays: tuple[str, ...], options: dict[str, Any]) -> Mapping:
-    try:
-        return load_mapping(reference, overlays=overlays, options=options or None)
-    except MapperError as error:
-        raise click.ClickException(str(error)) from None
+        try:
+            loaded = load(value)
+            return ChosenMapping(value, loaded, compile_mapping(loaded))
+        except MapperError as error:
+            self.fail(str(error), param, ctx)
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -92,11 +111,11 @@ def main() -> None:
 @click.option("--deterministic", is_flag=True,
               help="Sequential ids and a fixed clock, for reproducible output.")
 @click.argument("input_file", metavar="[INPUT|-]", type=click.File("rb"), default="-")
-def convert(mapping_ref: str, overlays: tuple[str, ...], option_pairs: tuple[str, ...], kind: str,
+def convert(mapping_ref: ChosenMapping, overlays: tuple[str, ...], option_pairs: tuple[str, ...], kind: str,
             request_file: Any, status: int, jsonl: bool, keep_going: bool, compact: bool,
             deterministic: bool, input_file: Any) -> None:
     """Convert a request, response, error or stream read from INPUT (default stdin) to stdout."""
-    mapping = _compile(mapping_ref, overlays, _parse_options(option_pairs))
+    _, mapping = mapping_ref.compiled(overlays, _parse_options(option_pairs))
     request = _read_json(request_file.read(), _name(request_file)) if request_file else None
     make_context = deterministic_context if deterministic else Context
     out = sys.stdout
@@ -110,10 +129,11 @@ def convert(mapping_ref: str, overlays: tuple[str, ...], option_pairs: tuple[str
         for number, line in enumerate(input_file, start=1):
             if not line.strip():
                 continue
+            where = f"{_name(input_file)}:{number}"  # one form for bad JSON and bad documents
             try:
-                document = _read_json(line, f"{_name(input_file)}:{number}")
+                document = _read_json(line, where)
                 converted = _convert_one(mapping, kind, document, request, status, make_context(),
-                                         where=f"line {number}: ")
+                                         where=f"{where}: ")
             except LineError as error:
                 if not keep_going:
                     raise
@@ -231,14 +251,11 @@ def _expand(references: list[str]) -> list[str]:
 @click.option("--code", is_flag=True, help="Print the Python the mapping compiles to instead.")
 @click.option("--changes", is_flag=True,
               help="Print only what the overlays and options change in the base mapping, as an overlay.")
-def resolve(mapping_ref: str, overlays: tuple[str, ...], option_pairs: tuple[str, ...],
+def resolve(mapping_ref: ChosenMapping, overlays: tuple[str, ...], option_pairs: tuple[str, ...],
             code: bool, changes: bool) -> None:
     """Print the merged mapping: the base with every overlay and option applied."""
-    try:
-        loaded = load(mapping_ref, overlays=overlays, options=_parse_options(option_pairs) or None)
-        mapping = compile_mapping(loaded)  # resolve only what would also compile
-    except MapperError as error:
-        raise click.ClickException(str(error)) from None
+    # resolve only what would also compile
+    loaded, mapping = mapping_ref.compiled(overlays, _parse_options(option_pairs))
     if code:
         click.echo(f"# generated from: {' + '.join(loaded.sources)}\n{mapping.generated_source}", nl=False)
         return
@@ -309,7 +326,7 @@ def functions() -> None:
 @click.option("--strict", is_flag=True,
               help="Refuse request fields the mapping does not know and tools the upstream cannot "
                    "run (a 400 naming them), as mapper convert does, instead of leaving them out.")
-def serve(mapping_ref: str | None, overlays: tuple[str, ...], option_pairs: tuple[str, ...],
+def serve(mapping_ref: ChosenMapping | None, overlays: tuple[str, ...], option_pairs: tuple[str, ...],
           upstream: str | None, api_key_env: str | None, proxy_key_env: str | None,
           config_file: str | None, host: str, port: int, workers: int, log_bodies: bool,
           max_body_bytes: int, connect_timeout: float | None, read_timeout: float | None,
@@ -325,7 +342,8 @@ def serve(mapping_ref: str | None, overlays: tuple[str, ...], option_pairs: tupl
     if not config_file and not (mapping_ref and upstream):
         raise click.UsageError("give --mapping and --upstream, or --config with a routes file")
     options = ServeOptions(
-        mapping=mapping_ref, overlays=overlays, options=_parse_options(option_pairs),
+        mapping=mapping_ref.reference if mapping_ref else None, overlays=overlays,
+        options=_parse_options(option_pairs),
         upstream=upstream, api_key_env=api_key_env, proxy_key_env=proxy_key_env,
         config=config_file, host=host, port=port, workers=workers, log_bodies=log_bodies,
         max_body_bytes=max_body_bytes, connect_timeout=connect_timeout, read_timeout=read_timeout,

@@ -82,7 +82,6 @@ def compile_mapping(loaded: Loaded) -> Mapping:
         sources=loaded.sources,
         options=read_only(options),
         tables=read_only({name: read_only(table.rows) for name, table in tables.items()}),
-        spec=spec,
         request=request,
         response=response,
         error=error,

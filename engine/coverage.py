@@ -21,9 +21,8 @@ from typing import Any
 import orjson
 
 from .load import PACKAGE_ROOT
-from .ops import SOURCES
-from .paths import WHOLE, fields_read
-from .templates import template_variables
+from .ops import OPS, SOURCES
+from .paths import fields_read
 
 OPENAI_SCHEMAS = PACKAGE_ROOT / "schemas" / "openai"
 
@@ -35,47 +34,42 @@ API_SCHEMAS = {
                     "stream": "chat.chunk", "error": "error"},
 }
 
-# Keys of a rule object whose values are evaluated with the same scope as the rule itself.
-_SAME_SCOPE_RULE_KEYS = ("otherwise",)
-_SAME_SCOPE_RULE_MAPS = ("emit", "cases", "concat", "args")
-
-
 def rule_reads(rule: Any, maps: dict[str, Any], _seen: frozenset[str] = frozenset()) -> set[str]:
-    """Top-level fields of the scope that ``rule`` reads (``WHOLE`` when it reads all of it)."""
+    """Top-level fields of the scope that ``rule`` reads (``WHOLE`` when it reads all of it).
+
+    Each op says what its keys read (``engine.ops``); in an ``each`` rule only the keys that act on
+    the list count, since the others read the elements.
+    """
     if isinstance(rule, str):
         return fields_read(rule)
     if not isinstance(rule, dict):
         return set()
+    reader = _Reader(maps, _seen, scope_unchanged=not any(key in rule for key in SOURCES))
+    each = "each" in rule
     reads: set[str] = set()
-    for key in ("when", "switch", "each", "from"):
-        if isinstance(rule.get(key), str):
-            reads |= fields_read(rule[key])
-    if isinstance(rule.get("template"), str):
-        reads |= template_variables(rule["template"])
-    for key in _SAME_SCOPE_RULE_KEYS:
-        if key in rule:
-            reads |= rule_reads(rule[key], maps, _seen)
-    for key in _SAME_SCOPE_RULE_MAPS:
-        if isinstance(rule.get(key), dict) and not (key == "cases" and "each" in rule):
-            for sub in rule[key].values():
-                reads |= rule_reads(sub, maps, _seen)
-    if isinstance(rule.get("first"), list):
-        for sub in rule["first"]:
-            reads |= rule_reads(sub, maps, _seen)
-    if _scope_is_unchanged(rule):
-        # no source: apply/fn/then see the rule's own scope, so what they read counts here too
-        name = rule.get("apply")
-        if isinstance(name, str) and name in maps and name not in _seen:
-            reads |= rule_reads(maps[name], maps, _seen | {name})
-        if "fn" in rule:
-            reads.add(WHOLE)
-        if "then" in rule:
-            reads |= rule_reads(rule["then"], maps, _seen)
+    for op in dict.fromkeys(OPS[key] for key in rule if key in OPS):
+        if not each or op.on_list:
+            reads |= op.reads(rule, reader)
     return reads
 
 
-def _scope_is_unchanged(rule: dict[str, Any]) -> bool:
-    return not any(key in rule for key in SOURCES)
+class _Reader:
+    """What an op's ``reads`` may ask: the reads of a nested rule or of a named map."""
+
+    __slots__ = ("maps", "seen", "scope_unchanged")
+
+    def __init__(self, maps: dict[str, Any], seen: frozenset[str], *, scope_unchanged: bool) -> None:
+        self.maps = maps
+        self.seen = seen
+        self.scope_unchanged = scope_unchanged
+
+    def rule(self, spec: Any) -> set[str]:
+        return rule_reads(spec, self.maps, self.seen)
+
+    def map(self, name: Any) -> set[str]:
+        if not isinstance(name, str) or name not in self.maps or name in self.seen:
+            return set()  # a map that reaches itself again adds nothing new
+        return rule_reads(self.maps[name], self.maps, self.seen | {name})
 
 
 def document_reads(fields: dict[str, Any], maps: dict[str, Any]) -> set[str]:

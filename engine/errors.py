@@ -7,14 +7,14 @@
     │   ├── OverlayError           M103  ``extends`` cannot be resolved or its version does not match
     │   ├── ExpressionError        M104  a JMESPath or Jinja2 expression does not compile
     │   ├── ReferenceError_        M105  ``apply``/``lookup`` names no map or table
-    │   └── ConfigError            M106  a routes file is wrong (engine/proxy/config.py)
+    │   └── ConfigError            M106  a routes file, a serve flag or its environment is wrong
     ├── ConversionError            M201  run: a payload cannot be converted (rule id, input path)
     │   ├── RejectedField          M202  the mapping refuses a field or a value on purpose
     │   ├── CoercionError          M203  a value has the wrong type (``as:``) or is missing (``required``)
     │   ├── NoCase                 M204  a ``switch`` found no case and has no ``otherwise``
     │   └── InvalidRequest         M205  the client API itself would refuse the request (engine.validation)
     ├── StreamError                M301  run: a stream cannot be converted (chunk number)
-    │   └── SSEDecodeError         M302  the upstream's bytes are not an event stream (engine.sse)
+    │   └── SSEDecodeError         M302  the upstream's bytes are not an event stream
     ├── UpstreamError              M401  the upstream failed or answered with an error
     └── StoreError                 M501  the response store cannot be opened, read or written
 
@@ -106,6 +106,18 @@ class ReferenceError_(SpecError):  # trailing underscore: the builtin ReferenceE
     code = "M105"
 
 
+class ConfigError(SpecError):
+    """The proxy's configuration is wrong: a flag, a routes file or an environment variable."""
+
+    code = "M106"
+
+    @property
+    def location(self) -> str:
+        if self.file is None:
+            return "mapper serve"
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
+
+
 class SpecErrors(SpecError):
     """Several spec errors found in one pass; ``errors`` holds them in file order."""
 
@@ -143,6 +155,12 @@ class ConversionError(MapperError):
     def at(self, *segments: str | int) -> "ConversionError":
         """Prefix the input path while the error unwinds through an enclosing op."""
         self.path[:0] = segments
+        return self
+
+    def in_rule(self, rule: str) -> "ConversionError":
+        """Name the rule while the error unwinds through it, unless a rule inside already did."""
+        if self.rule is None:
+            self.rule = rule
         return self
 
     @property
@@ -194,6 +212,21 @@ class StreamError(MapperError):
         where = f"chunk {self.chunk}: " if self.chunk is not None else ""
         rule = f" [{self.rule}]" if self.rule else ""
         return f"{where}{self.code} {self.message}{rule}"
+
+
+class SSEDecodeError(StreamError, ValueError):
+    """The bytes are not a usable event stream: invalid UTF-8, or a frame over the size limit.
+
+    ``offset`` counts bytes from the start of the stream, BOM included: the first invalid byte, or
+    how far the stream had been read when the frame passed ``max_frame_bytes``.
+    """
+
+    code = "M302"
+
+    def __init__(self, reason: str, offset: int) -> None:
+        super().__init__(f"{reason} at byte {offset} of the event stream")
+        self.reason = reason
+        self.offset = offset
 
 
 class UpstreamError(MapperError):

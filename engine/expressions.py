@@ -182,10 +182,8 @@ def _interpreted(w: SourceWriter, node: dict[str, Any], scope: str) -> str:
 
 def _field(w: SourceWriter, node: dict[str, Any], scope: str) -> str:
     target = w.var("j")
-    with w.block("try:"):
+    with w.trying(("AttributeError", f"{target} = None")):
         w(f"{target} = {scope}.get({node['value']!r})")
-    with w.block("except AttributeError:"):
-        w(f"{target} = None")
     return target
 
 

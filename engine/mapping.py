@@ -20,6 +20,11 @@ from .types import Json, JsonObject, Rule
 from .validation import request_validator
 
 
+# The field every successful answer of an API has. A 2xx body that holds ``error`` and not this
+# field is an error object (some upstreams answer errors with status 200).
+ANSWER_FIELDS = {"openai.chat": "choices", "openai.responses": "output"}
+
+
 @dataclass(frozen=True, slots=True)
 class Reject:
     """A ``reject:`` entry: refuse ``field`` when present (and when ``when`` holds)."""
@@ -54,7 +59,6 @@ class Mapping:
     options: ReadOnly[str, Json]
     # each table's rows, read-only, for ``$tables.NAME``
     tables: ReadOnly[str, ReadOnly[str, Json]]
-    spec: Any
     request: Document | None
     response: Document | None
     error: Document | None
@@ -69,6 +73,11 @@ class Mapping:
     def __post_init__(self) -> None:
         if self.validate_request is None and self.options.get("validate_requests", True):
             object.__setattr__(self, "validate_request", request_validator(self.from_api))
+
+    @property
+    def answer_field(self) -> str | None:
+        """The field every successful answer of the upstream's API has (``choices``, ``output``)."""
+        return ANSWER_FIELDS.get(self.to_api)
 
     # -- requests -------------------------------------------------------------------------------
 

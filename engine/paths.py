@@ -1,9 +1,11 @@
-"""JMESPath expressions compiled once into fast getters, and the fields an expression reads.
+"""JMESPath paths written out as Python statements, and the fields a path reads.
 
 Most expressions in a mapping are plain paths (``model``, ``choices[0].message.content``). Through
-jmespath each costs about 1.5 µs; as a chain of ``dict.get`` calls it costs about 0.05 µs. So a plain
-path compiles to a specialised closure, and real expressions (``||``, filters, functions) are parsed
-by jmespath once and compiled to closures by ``engine.expressions``.
+jmespath each costs about 1.5 µs; as inline ``dict.get`` steps it costs about 0.05 µs. So
+``write_path`` writes a plain path as lookups into the generated function, and a real expression
+(``||``, filters, functions) as the statements ``engine.expressions`` writes for its AST. There is
+one path engine, the generated code: ``compile_path`` wraps the same statements into a function
+of their own for standalone use (tests, and anything that needs a getter).
 
 A path may start with ``$name`` to read from the run-time context instead of the scope:
 ``$request.tools`` is ``tools`` of the client's original request (see ``engine.context``).
@@ -14,7 +16,6 @@ of the wrong type gives ``None``.
 
 from __future__ import annotations
 
-import operator
 import re
 from typing import Any, Callable
 
@@ -23,7 +24,8 @@ from jmespath import exceptions as jmespath_errors
 
 from .context import CONTEXT_VARIABLES
 from .errors import CoercionError, ExpressionError
-from .expressions import compile_ast
+from .expressions import RUNTIME, may_raise, write_expression
+from .source import Code, Names, SourceWriter, define_function
 from .types import Json
 
 Getter = Callable[[Json, Any], Json]
@@ -31,47 +33,99 @@ Getter = Callable[[Json, Any], Json]
 _PLAIN = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[-?\d+\])*$")
 _SEGMENT = re.compile(r"([A-Za-z_]\w*)|\[(-?\d+)\]")
 _VARIABLE = re.compile(r"^\$([A-Za-z_]\w*)")
-_MISSING_STEP = (AttributeError, KeyError, IndexError, TypeError)
+
+PATH_RUNTIME: dict[str, Any] = {**RUNTIME, "CoercionError": CoercionError,
+                                "JMESPathError": jmespath_errors.JMESPathError}
+"""What the statements ``write_path`` writes refer to; a namespace running them must hold it."""
+
+
+def write_path(w: SourceWriter, expression: str, scope: str) -> Code:
+    """Write statements reading ``expression`` from the variable ``scope``; raises ``ExpressionError``.
+
+    Plain paths become inline lookups (through the scope's bound ``.get`` when ``w.getters`` knows
+    it is a dict); ``$name`` reads the context; other expressions are written by
+    ``engine.expressions``, and a type error they raise at run time (``length(5)``) becomes a
+    ``CoercionError``: the input's fault, not the mapping's.
+    """
+    variable, rest = split_variable(expression)
+    if variable is not None:
+        if variable not in CONTEXT_VARIABLES:
+            known = ", ".join(f"${name}" for name in CONTEXT_VARIABLES)
+            raise ExpressionError(f"unknown variable ${variable} (known: {known})",
+                                  expression=expression, column=0)
+        base = w.var("x")
+        w(f"{base} = ctx.{variable}")
+        return write_path(w, rest, base) if rest else Code(base, fresh=True)
+    if expression == "@":
+        return Code(scope)
+    if not _PLAIN.match(expression):
+        node = _parse(expression).parsed
+        target = w.var("p")
+        if not may_raise(node):
+            w(f"{target} = {write_expression(w, node, scope)}")
+            return Code(target, fresh=True)
+        # a function given the wrong type by the payload, e.g. length(5): the input's fault
+        w.may_raise()
+        with w.trying(("JMESPathError as error",
+                       f"raise CoercionError({expression + ': '!r} + str(error)) from None")):
+            w(f"{target} = {write_expression(w, node, scope)}")
+        return Code(target, fresh=True)
+    target = w.var("p")
+    _write_plain(w, path_segments(expression), scope, target)
+    return Code(target, fresh=True)
+
+
+def _write_plain(w: SourceWriter, segments: list[str | int], scope: str, target: str) -> None:
+    getter = w.getters.get(scope)
+    if getter is not None and isinstance(segments[0], str):
+        w(f"{target} = {getter}({segments[0]!r})")  # the scope is known to be a dict
+        segments = segments[1:]
+    elif isinstance(segments[0], str):
+        _write_get(w, scope, segments[0], target)
+        segments = segments[1:]
+    else:
+        w(f"{target} = {scope}")
+        _write_step(w, target, segments[0])
+        segments = segments[1:]
+    # an absent step ends the walk without raising: missing fields are the common case, and a
+    # raised AttributeError costs more than the whole lookup
+    with w.nested() as open_if:
+        for segment in segments:
+            open_if(f"{target} is not None")
+            _write_step(w, target, segment)
+
+
+def _write_step(w: SourceWriter, target: str, segment: str | int) -> None:
+    if isinstance(segment, int):
+        size = segment + 1 if segment >= 0 else -segment
+        w(f"{target} = {target}[{segment}] if {target}.__class__ is list and "
+          f"len({target}) >= {size} else None")
+    else:
+        _write_get(w, target, segment, target)
+
+
+def _write_get(w: SourceWriter, source: str, key: str, target: str) -> None:
+    # dict.get on a non-dict raises AttributeError: JMESPath's "a step into the wrong type is null"
+    with w.trying(("AttributeError", f"{target} = None")):
+        w(f"{target} = {source}.get({key!r})")
 
 
 def compile_path(expression: str) -> Getter:
-    """Compile ``expression`` into ``(scope, ctx) -> value``. Raises ``ExpressionError``."""
-    variable = _VARIABLE.match(expression)
-    if variable:
-        return _compile_variable(expression, variable)
-    if expression == "@":
-        return lambda scope, ctx: scope
-    if _PLAIN.match(expression):
-        return _compile_plain(path_segments(expression))
-    evaluate = compile_ast(_parse(expression).parsed)
+    """``expression`` as a function ``(scope, ctx) -> value``. Raises ``ExpressionError``.
 
-    def search_checked(scope: Json, ctx: Any) -> Json:
-        try:
-            return evaluate(scope)
-        except jmespath_errors.JMESPathError as error:
-            # a function given the wrong type by the payload, e.g. length(5): the input's fault
-            raise CoercionError(f"{expression}: {error}") from None
-
-    return search_checked
+    The function holds the statements ``write_path`` writes into a rule, so testing it tests them.
+    """
+    namespace = dict(PATH_RUNTIME)
+    w = SourceWriter(Names(), namespace)
+    value = write_path(w, expression, "scope")
+    w(f"return {value.expr}")
+    function, _ = define_function(namespace, "path", w.lines, filename=f"<path {expression}>")
+    return function
 
 
 def is_plain(expression: str) -> bool:
     """True when ``expression`` compiles to direct lookups rather than a jmespath search."""
     return expression == "@" or bool(_PLAIN.match(expression))
-
-
-def _compile_variable(expression: str, match: re.Match[str]) -> Getter:
-    name = match.group(1)
-    if name not in CONTEXT_VARIABLES:
-        known = ", ".join(f"${n}" for n in CONTEXT_VARIABLES)
-        raise ExpressionError(f"unknown variable ${name} (known: {known})",
-                              expression=expression, column=0)
-    read_variable = operator.attrgetter(name)
-    rest = expression[match.end():].lstrip(".")
-    if not rest:
-        return lambda scope, ctx: read_variable(ctx)
-    inner = compile_path(rest)
-    return lambda scope, ctx: inner(read_variable(ctx), ctx)
 
 
 def path_segments(expression: str) -> list[str | int]:
@@ -98,65 +152,6 @@ def input_path(expression: Any) -> tuple[str | int, ...]:
     if _PLAIN.match(expression):
         return tuple(path_segments(expression))
     return (expression,)
-
-
-def _compile_plain(segments: list[str | int]) -> Getter:
-    # Unrolled closures for the common shapes; dict.get on a non-dict raises AttributeError,
-    # which is exactly JMESPath's "step into the wrong type gives null".
-    if all(isinstance(s, str) for s in segments):
-        if len(segments) == 1:
-            (a,) = segments
-
-            def get1(scope: Json, ctx: Any) -> Json:
-                try:
-                    return scope.get(a)
-                except AttributeError:
-                    return None
-
-            return get1
-        if len(segments) == 2:
-            a, b = segments
-
-            def get2(scope: Json, ctx: Any) -> Json:
-                try:
-                    return scope.get(a).get(b)
-                except AttributeError:
-                    return None
-
-            return get2
-        if len(segments) == 3:
-            a, b, c = segments
-
-            def get3(scope: Json, ctx: Any) -> Json:
-                try:
-                    return scope.get(a).get(b).get(c)
-                except AttributeError:
-                    return None
-
-            return get3
-    steps = tuple(segments)
-
-    def get_n(scope: Json, ctx: Any) -> Json:
-        value = scope
-        try:
-            for step in steps:
-                if step.__class__ is int:
-                    # JMESPath indexes lists only; a string or dict is not indexable here
-                    if value.__class__ is not list:
-                        return None
-                    value = value[step]
-                else:
-                    value = value.get(step)
-        except _MISSING_STEP:
-            return None
-        return value
-
-    return get_n
-
-
-def parse_expression(expression: str) -> dict[str, Any]:
-    """The jmespath AST of an expression (``SpecError`` when it does not parse)."""
-    return _parse(expression).parsed
 
 
 def _parse(expression: str) -> Any:

@@ -1,15 +1,44 @@
 """Writing Python source for generated functions, and turning it into functions once.
 
-Both compilers that generate code (``engine.codegen`` for rules, ``engine.expressions`` for
-JMESPath) write statements through a ``SourceWriter`` and define the result with
-``define_function``. Keeping that in one place keeps the generated code uniform: four-space
-indentation, fresh local names from one counter, and a readable file name in tracebacks.
+Everything that generates code (``engine.codegen`` and the ops in ``engine.ops`` for rules,
+``engine.paths``, ``engine.expressions`` and ``engine.templates`` for what rules read) writes
+statements through a ``SourceWriter`` and defines the result with ``define_function``. Keeping that
+in one place keeps the generated code uniform: indentation only through blocks, fresh local names
+from one counter, and a readable file name in tracebacks. A writer returns a ``Code`` for the value
+it leaves behind, saying what is known about it, so no caller inspects generated names.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A value in generated code: the Python expression that holds it, and what is known about it.
+
+    Whoever writes the code says what it is, so no caller has to guess from a variable's name:
+    ``nullable``: it may be None at run time; ``fresh``: it is a local variable the rule itself
+    just wrote, so the caller may rebind it (a modifier's ``v = f(v)``) instead of copying it
+    first; ``literal``: a Python literal such as ``'message'``, ``(0)`` or ``True``, which is never
+    None and never a list.
+    """
+
+    expr: str
+    nullable: bool = True
+    fresh: bool = False
+    literal: bool = False
+
+    @property
+    def is_none(self) -> bool:
+        """The code is the constant ``None``: the rule never gives a value here."""
+        return self.expr == "None"
+
+
+NONE = Code("None")
+"""A rule that gives no value (``drop:``, a ``reject:`` that raises)."""
 
 
 class Names:
@@ -32,13 +61,22 @@ class SourceWriter:
                  getters: dict[str, str] | None = None) -> None:
         self.names = names
         self.namespace = namespace
-        self.lines: list[str] = []
+        self._lines: list[tuple[int, str]] = []  # (indentation level, statement)
         self.level = level
         # variables known to hold a dict, and the local their bound ``.get`` is in
         self.getters: dict[str, str] = getters if getters is not None else {}
+        # whether the statements written may raise a run error (ConversionError): the writers of
+        # such statements say so (``may_raise``), so that a rule that cannot fail is not wrapped
+        # in a try that names it
+        self.raises = False
 
     def __call__(self, line: str) -> None:
-        self.lines.append("    " * self.level + line)
+        self._lines.append((self.level, line))
+
+    @property
+    def lines(self) -> list[str]:
+        """The statements written so far, indented."""
+        return ["    " * level + line for level, line in self._lines]
 
     @contextmanager
     def block(self, header: str) -> Iterator[None]:
@@ -48,6 +86,15 @@ class SourceWriter:
             yield
         finally:
             self.level -= 1
+
+    @contextmanager
+    def trying(self, *handlers: tuple[str, str]) -> Iterator[None]:
+        """What follows inside ``try:``, then one ``except`` per ``(exception, statement)``."""
+        with self.block("try:"):
+            yield
+        for exception, statement in handlers:
+            with self.block(f"except {exception}:"):
+                self(statement)
 
     @contextmanager
     def nested(self) -> Iterator[Callable[[str], None]]:
@@ -64,6 +111,10 @@ class SourceWriter:
         finally:
             self.level -= opened[0]
 
+    def may_raise(self) -> None:
+        """Note that what was just written may raise a run error (a ``raise``, a call that can fail)."""
+        self.raises = True
+
     def var(self, hint: str = "v") -> str:
         return self.names.fresh(hint)
 
@@ -74,7 +125,24 @@ class SourceWriter:
         return name
 
     def child(self) -> "SourceWriter":
+        """A writer at this one's level for lines to ``adopt`` later (or to drop, on a spec error)."""
         return SourceWriter(self.names, self.namespace, self.level, self.getters)
+
+    def adopt(self, child: "SourceWriter", *handlers: tuple[str, str]) -> None:
+        """Add ``child``'s lines; inside ``try:`` with ``handlers`` when they may raise a run error.
+
+        A ``try`` costs nothing at run time until something raises, but it is a block (Python
+        allows 20 nested ones) and four lines to read, so code that cannot raise goes without.
+        """
+        if handlers and child.raises:
+            self("try:")
+            self._lines.extend((level + 1, line) for level, line in child._lines)
+            for exception, statement in handlers:
+                with self.block(f"except {exception}:"):
+                    self(statement)
+        else:
+            self._lines.extend(child._lines)
+        self.raises = self.raises or child.raises
 
 
 def define_function(namespace: dict[str, Any], name: str, body: list[str], *,

@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from .errors import StreamError
+from .errors import SSEDecodeError
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
@@ -63,21 +63,6 @@ DONE = b"data: [DONE]\n\n"
 _BOM = b"\xef\xbb\xbf"
 _LF = 0x0A
 _CR = 0x0D
-
-
-class SSEDecodeError(StreamError, ValueError):
-    """The bytes are not a usable event stream: invalid UTF-8, or a frame over the size limit.
-
-    ``offset`` counts bytes from the start of the stream, BOM included: the first invalid byte, or
-    how far the stream had been read when the frame passed ``max_frame_bytes``.
-    """
-
-    code = "M302"
-
-    def __init__(self, reason: str, offset: int) -> None:
-        super().__init__(f"{reason} at byte {offset} of the event stream")
-        self.reason = reason
-        self.offset = offset
 
 
 @dataclass(slots=True)

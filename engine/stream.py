@@ -65,7 +65,7 @@ class StreamMachine:
     """Feed it upstream frames (decoded JSON); it returns the client's events."""
 
     __slots__ = ("spec", "ctx", "state", "started", "finished", "saw_finish", "_out", "_sequence",
-                 "_counters", "_open", "_keyed", "_done", "_envelope", "_order")
+                 "_counters", "_open", "_keyed", "_done", "_envelope")
 
     def __init__(self, spec: StreamSpec, ctx: Context) -> None:
         self.spec = spec
@@ -86,7 +86,6 @@ class StreamMachine:
         self._keyed: dict[str, dict[Json, _Item]] = {}     # kind -> key -> latest item
         self._done: list[tuple[int, Json]] = []            # finished items with their index
         self._envelope: dict[str, Json] | None = None
-        self._order = 0
 
     # -- input ----------------------------------------------------------------------------------
 

@@ -4,12 +4,9 @@ The section has two halves. The *declarative* half says what to read and what to
 
 * ``rules``: per upstream frame, in order, which actions to take. An action ``feed``s a delta (and
   attributes such as a tool call's id and name, and lists that travel with the delta such as its
-  logprobs: ``collect``) into an item kind, records the ``finish`` reason or
-  the ``usage``, or reports an ``error``. The rules compile to one generated function per frame
-  type (``RuleCompiler.compile_frame_rules``), which calls the machine only when a frame has
-  something for it. ``for:`` values dispatch by the frame's ``framing.dispatch``
-  field (a Responses event's ``type``) through a dict, so a frame pays only for its own rules.
-  (The key is not ``on:``, which YAML 1.1 reads as the boolean true.)
+  logprobs: ``collect``) into an item kind, records the ``finish`` reason or the ``usage``, or
+  reports an ``error``. ``engine.stream_compile`` compiles them to one generated function per
+  frame type, dispatched by the frame's ``framing.dispatch`` field.
 * ``kinds``: the item kinds (message, reasoning, function_call, ...): which index counter they use,
   their id prefix, whether several can be open at once (``keyed``), their content ``parts``, the
   events written when an item or part opens, takes a delta and closes, and the finished ``item``.
@@ -23,18 +20,13 @@ mapping can emit a delta for an item it never opened. That is where every peer b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from .errors import SpecError
 from .codegen import RuleCompiler
 from .ops import Where
+from .stream_compile import FrameHandler, compile_frame_handlers
 from .types import Rule
-
-ACTIONS = ("feed", "finish", "usage", "error")
-# what the runtime itself puts in an item's or a part's scope (engine.stream)
-_RUNTIME_NAMES = frozenset({"id", "status", "content", "text", "delta", "key", "item",
-                            "content_index"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +73,8 @@ class StreamSpec:
     dispatch: Rule | None
     # generated functions (frame, ctx, machine) running the rules for one frame: by the value of
     # the dispatch field, and for every other frame
-    handlers: dict[str, Callable[..., None]]
-    default_handler: Callable[..., None]
+    handlers: dict[str, FrameHandler]
+    default_handler: FrameHandler
     init: tuple[tuple[str, Rule], ...]
     capture: tuple[tuple[str, Rule], ...]
     kinds: dict[str, ItemKind]
@@ -93,7 +85,6 @@ class StreamSpec:
     end: tuple[EventRule, ...]
     fail: tuple[EventRule, ...]
     envelope: Rule | None = None
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 def compile_stream(spec: dict[str, Any], compiler: RuleCompiler) -> StreamSpec:
@@ -118,24 +109,7 @@ def compile_stream(spec: dict[str, Any], compiler: RuleCompiler) -> StreamSpec:
 
     kinds = {name: _kind(name, kind, events, compiler, where)
              for name, kind in (section.get("kinds") or {}).items()}
-    rules = [_rule(rule_id, rule, kinds, where)
-             for rule_id, rule in (section.get("rules") or {}).items()]
-    by_key: dict[str, list[tuple]] = {}
-    always: list[tuple] = []
-    for rule in rules:
-        values = rule[1].get("for")
-        if values is None:
-            always.append(rule)
-        else:
-            for value in ([values] if isinstance(values, str) else values):
-                by_key.setdefault(str(value), []).append(rule)
-    # file order is evaluation order: a dispatched frame runs its own rules and the undispatched
-    # ones, interleaved as written
-    order = {rule[0]: number for number, rule in enumerate(rules)}
-    handlers = {key: compiler.compile_frame_rules(sorted(found + always, key=lambda r: order[r[0]]),
-                                                  where(f"rules.for.{key}"))
-                for key, found in by_key.items()}
-    default_handler = compiler.compile_frame_rules(always, where("rules"))
+    handlers, default_handler = compile_frame_handlers(section.get("rules") or {}, kinds, compiler, where)
     dispatch = framing.get("dispatch")
     response_fields = dict(section.get("response") or {})
     echo = (spec.get("response") or {}).get("echo") or {}
@@ -208,31 +182,3 @@ def _kind(name: str, spec: dict[str, Any], events: Any, compiler: RuleCompiler, 
         close=events(spec.get("close"), f"{path}.close"),
         item=compiler.compile(spec["item"], where(f"{path}.item", spec, "item")) if "item" in spec else None,
     )
-
-
-def _rule(rule_id: str, spec: dict[str, Any], kinds: dict[str, ItemKind],
-          where: Any) -> tuple[str, dict[str, Any], Where, ItemKind | None, PartKind | None]:
-    """Check one entry of ``rules``; the code generator writes what it does."""
-    rule_where = where(f"rules.{rule_id}", spec)
-    found = [key for key in ACTIONS if key in spec]
-    if len(found) != 1:
-        raise rule_where.error(SpecError, f"a stream rule takes exactly one of {', '.join(ACTIONS)}")
-    if found[0] != "feed":
-        for key in ("collect", "set", "delta", "final", "key", "identity"):
-            if key in spec:
-                raise rule_where.error(SpecError, f"{key}: belongs to a feed rule, not a {found[0]} rule")
-        return rule_id, spec, rule_where, None, None
-    kind_name, _, part = str(spec["feed"]).partition(".")
-    kind = kinds.get(kind_name)
-    if kind is None:
-        raise rule_where.error(SpecError, f"feed names no item kind '{kind_name}' (see stream.kinds)")
-    if part and part not in kind.parts:
-        raise rule_where.error(SpecError, f"kind '{kind_name}' has no part '{part}'")
-    if kind.keyed and "key" not in spec:
-        raise rule_where.error(SpecError, f"kind '{kind_name}' is keyed: the rule needs key:")
-    taken = _RUNTIME_NAMES | set(spec.get("set") or ()) | ({kind.counter} if kind.counter else set())
-    for name in spec.get("collect") or ():
-        if name in taken:
-            raise rule_where.inside(spec["collect"], name).error(
-                SpecError, f"collect: '{name}' is a name the item's events already read")
-    return rule_id, spec, rule_where, kind, kind.parts[part] if part else None

@@ -19,8 +19,8 @@ from typing import Any, Iterable, Iterator
 import orjson
 
 from .context import Context
-from .errors import UpstreamError
-from .sse import DONE, SSEDecodeError, SSEDecoder, encode_data, encode_event
+from .errors import SSEDecodeError, UpstreamError
+from .sse import DONE, SSEDecoder, encode_data, encode_event
 from .types import Json
 
 __all__ = ["StreamSession", "translate_stream"]
@@ -55,6 +55,15 @@ class StreamSession:
     def usage(self) -> Json:
         """The upstream's usage as the client sees it, once known (for logs)."""
         return self.machine.state.get("usage")
+
+    @property
+    def error_message(self) -> str | None:
+        """The message of the error a failed stream ended with (for logs); None otherwise."""
+        state = self.machine.state
+        error = state.get("error")
+        if state.get("status") == "failed" and isinstance(error, dict):
+            return str(error.get("message"))
+        return None
 
     @property
     def response(self) -> Json:

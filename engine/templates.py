@@ -2,8 +2,10 @@
 
 Templates are for text: error messages that name a field, ``data:`` URLs, ids with a prefix. Typed
 logic belongs in JMESPath and ``as:``. Rendering a Jinja template costs a few microseconds, so a
-template that is only literal text and ``{{ path }}`` substitutions compiles to a join over plain
-getters instead, with the same output (``None`` renders as the empty string in both).
+template that is only literal text and ``{{ path }}`` substitutions is written into the generated
+code as a string concatenation over inline path reads instead (``engine.paths``), with the same
+output: ``None`` renders as the empty string and any other value as Python's ``str()``, as Jinja
+prints it.
 
 Variables are the scope's fields; a scope that is not an object is available as ``value``.
 """
@@ -17,7 +19,8 @@ import jinja2
 from jinja2 import meta
 
 from .errors import ExpressionError
-from .paths import compile_path, is_plain
+from .paths import is_plain, write_path
+from .source import Code, SourceWriter
 from .types import Json
 
 Render = Callable[[Json, Any], str]
@@ -32,11 +35,48 @@ _SUBSTITUTION = re.compile(r"\{\{\s*([^{}|]+?)\s*\}\}")
 _JINJA_SYNTAX = ("{%", "{#", "%}", "#}")
 
 
-def compile_template(source: str) -> Render:
-    """Compile ``source`` into ``(scope, ctx) -> str``. Raises ``ExpressionError``."""
-    fast = _compile_substitutions(source)
-    if fast is not None:
-        return fast
+def template_text(value: Json) -> str:
+    """A substituted value as Jinja prints it: nothing for ``None``, else ``str()``."""
+    if value is None:
+        return ""
+    return value if value.__class__ is str else str(value)
+
+
+TEMPLATE_RUNTIME: dict[str, Any] = {"template_text": template_text}
+"""What the statements ``write_template`` writes refer to (besides ``engine.paths.PATH_RUNTIME``)."""
+
+
+def write_template(w: SourceWriter, source: str, scope: str) -> Code:
+    """Write statements rendering ``source`` against ``scope``; raises ``ExpressionError``.
+
+    The value is always a string: a literal when the template substitutes nothing, else a
+    variable of its own.
+    """
+    pieces = _substitutions(source)
+    if pieces is not None and all(expression is None for _, expression in pieces):
+        return Code(repr(source), nullable=False, literal=True)
+    target = w.var("t")
+    if pieces is None:
+        render = w.constant(_jinja(source), "TPL")
+        w(f"{target} = {render}({scope}, ctx)")
+        return Code(target, nullable=False, fresh=True)
+    terms = []
+    for text, expression in pieces:
+        if text:
+            terms.append(repr(text))
+        if expression is not None:
+            value = write_path(w, expression, scope).expr
+            terms.append(f"({value} if {value}.__class__ is str else template_text({value}))")
+    w(f"{target} = {' + '.join(terms)}")
+    return Code(target, nullable=False, fresh=True)
+
+
+def template_variables(source: str) -> set[str]:
+    """The top-level names a template reads from its scope."""
+    return meta.find_undeclared_variables(_ENVIRONMENT.parse(source)) - {"value", "options"}
+
+
+def _jinja(source: str) -> Render:
     try:
         template = _ENVIRONMENT.from_string(source)
     except jinja2.TemplateSyntaxError as error:
@@ -51,46 +91,21 @@ def compile_template(source: str) -> Render:
     return render_jinja
 
 
-def template_variables(source: str) -> set[str]:
-    """The top-level names a template reads from its scope."""
-    return meta.find_undeclared_variables(_ENVIRONMENT.parse(source)) - {"value", "options"}
-
-
-def _compile_substitutions(source: str) -> Render | None:
-    """A join over plain getters when ``source`` is only text and ``{{ plain.path }}``."""
+def _substitutions(source: str) -> list[tuple[str, str | None]] | None:
+    """``[(text, path)]`` when ``source`` is only text and ``{{ plain.path }}``; else None (Jinja)."""
     if any(marker in source for marker in _JINJA_SYNTAX):
         return None
-    pieces: list[str | Callable[[Json, Any], Json]] = []
+    pieces: list[tuple[str, str | None]] = []
     position = 0
     for match in _SUBSTITUTION.finditer(source):
         expression = match.group(1)
         if not is_plain(expression) or expression in ("value", "options"):
             return None
-        pieces.append(source[position:match.start()])
-        pieces.append(compile_path(expression))
+        pieces.append((source[position:match.start()], expression))
         position = match.end()
     tail = source[position:]
     if "{{" in tail or "}}" in tail:
         return None
-    pieces.append(tail)
-    if len(pieces) == 1:
-        return lambda scope, ctx: source
-    parts = tuple(piece for piece in pieces if piece != "")
-
-    def render_fast(scope: Json, ctx: Any) -> str:
-        out = []
-        for part in parts:
-            if part.__class__ is str:
-                out.append(part)
-            else:
-                value = part(scope, ctx)
-                if value is not None:
-                    out.append(_jinja_str(value))
-        return "".join(out)
-
-    return render_fast
-
-
-def _jinja_str(value: Json) -> str:
-    # Jinja prints Python's str() of a value; match it exactly so both paths agree
-    return value if value.__class__ is str else str(value)
+    if tail:
+        pieces.append((tail, None))
+    return pieces

@@ -84,7 +84,7 @@ def test_bad_input_exits_1_with_one_located_line(stdin: str, fragment: str) -> N
 def test_jsonl_error_names_the_line() -> None:
     stdin = '{"model": "m", "input": "ok"}\n{"model": "m", "input": 3}\n'
     result = invoke("convert", "-m", "openai-chat", "-k", "request", "--jsonl", stdin=stdin)
-    assert result.exit_code == 1 and "line 2: input:" in result.output
+    assert result.exit_code == 1 and "<stdin>:2: input:" in result.output
 
 
 def test_jsonl_keep_going_answers_every_line_and_exits_1() -> None:
@@ -100,7 +100,8 @@ def test_jsonl_keep_going_answers_every_line_and_exits_1() -> None:
     # the client API's code in the error object, mapper's code on stderr
     assert (lines[1]["error"]["param"], lines[1]["error"]["code"]) == ("input", "invalid_type")
     assert lines[2]["error"]["code"] == "invalid_json"
-    assert "line 2: input: M205" in result.stderr and "2 line(s) could not be converted" in result.stderr
+    assert "<stdin>:2: input: M205" in result.stderr and "<stdin>:3: invalid JSON" in result.stderr
+    assert "2 line(s) could not be converted" in result.stderr
 
 
 def test_keep_going_needs_jsonl() -> None:
@@ -109,8 +110,38 @@ def test_keep_going_needs_jsonl() -> None:
 
 def test_unknown_mapping_and_missing_kind() -> None:
     result = invoke("convert", "-m", "nope", "-k", "request", stdin="{}")
-    assert result.exit_code == 1 and "no mapping file or built-in mapping named 'nope'" in result.output
+    # the mapping is loaded while the options are parsed: a bad one is a usage error
+    assert result.exit_code == 2 and "no mapping file or built-in mapping named 'nope'" in result.output
+    assert "Invalid value for '--mapping'" in result.output
     assert invoke("convert", "-m", "openai-chat", stdin="{}").exit_code == 2  # usage error
+
+
+def test_a_mapping_that_does_not_compile_fails_while_parsing_options(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("""format: mapper/1
+id: broken
+version: 1.0.0
+from: openai.responses
+to: openai.chat
+request:
+  fields:
+    model: {from: model, fn: merge_tool_call}
+""")
+    for args in (("convert", "-m", str(broken), "-k", "request"), ("resolve", str(broken)),
+                 ("serve", "-m", str(broken), "--upstream", "http://127.0.0.1:1")):
+        result = invoke(*args, stdin="{}")
+        assert result.exit_code == 2, args
+        assert "M102 unknown function 'merge_tool_call'" in result.output, args
+
+
+def test_overlays_apply_on_top_of_the_mapping_the_option_loaded() -> None:
+    plain = invoke("convert", "-m", "openai-chat", "-k", "request", "--compact",
+                   stdin='{"model": "m", "input": "hi", "max_output_tokens": 50}')
+    overlaid = invoke("convert", "-m", "openai-chat", "--overlay", "max-completion-tokens", "-k", "request",
+                      "--compact", stdin='{"model": "m", "input": "hi", "max_output_tokens": 50}')
+    assert json.loads(plain.output)["max_tokens"] == 50
+    assert json.loads(overlaid.output)["max_completion_tokens"] == 50
+    assert "max_tokens" not in json.loads(overlaid.output)
 
 
 def test_lint_builtins_pass_and_report_coverage() -> None:
@@ -119,17 +150,8 @@ def test_lint_builtins_pass_and_report_coverage() -> None:
     assert "ok   openai-chat" in result.output and "request 31/31" in result.output
 
 
-def test_lint_fails_on_an_unaccounted_field(tmp_path: Path) -> None:
-    gap = tmp_path / "gap.yaml"
-    gap.write_text("""format: mapper/1
-id: gap
-version: 1.0.0
-extends: {mapping: openai-chat, version: "^1"}
-request:
-  drop:
-    truncation: null
-""")
-    result = invoke("lint", str(gap))
+def test_lint_fails_on_an_unaccounted_field() -> None:
+    result = invoke("lint", str(Path(__file__).parent / "data" / "gap-overlay.yaml"))
     assert result.exit_code == 1
     assert "request field 'truncation' is neither mapped, dropped" in result.output
 
@@ -208,5 +230,6 @@ def test_resolve_code_prints_the_generated_python() -> None:
     result = invoke("resolve", "openai-chat", "--code")
     assert result.exit_code == 0
     assert result.output.startswith("# generated from: openai-chat.yaml")
-    assert "def _request" in result.output and "error.rule = 'maps.input_item'" in result.output
+    assert "def _request" in result.output and "error.in_rule('maps.input_item')" in result.output
+    assert "error.in_rule('request.fields.model')" in result.output  # each field names itself
     compile(result.output, "<generated>", "exec")  # it is real, complete Python

@@ -1,6 +1,6 @@
 """engine/expressions.py agrees with jmespath.search: every mapping expression, generated documents.
 
-The compiled closures replace jmespath's interpreter on the hot path, so they must give the same
+The compiled statements replace jmespath's interpreter on the hot path, so they must give the same
 result, or raise where jmespath raises, for every expression a built-in mapping uses and for a
 catalogue of expressions covering each node kind, over documents hypothesis generates.
 """

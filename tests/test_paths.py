@@ -1,12 +1,21 @@
-"""engine/paths.py: plain paths as direct lookups, JMESPath for the rest, and what a path reads."""
+"""engine/paths.py: plain paths as inline lookups, JMESPath for the rest, and what a path reads.
+
+``compile_path`` wraps the very statements ``write_path`` writes into a rule, so agreeing with
+``jmespath.search`` here (on fixed and on generated documents) is the rules' path engine agreeing.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import jmespath
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jmespath import exceptions as jmespath_errors
 
 from mapper.engine.context import Context
-from mapper.engine.errors import ExpressionError
+from mapper.engine.errors import CoercionError, ExpressionError
 from mapper.engine.paths import WHOLE, compile_path, fields_read, input_path, is_plain
 
 DOCUMENT = {
@@ -98,3 +107,38 @@ def test_a_runtime_type_error_is_a_conversion_error_not_a_crash() -> None:
     with pytest.raises(CoercionError) as caught:
         compile_path("length(n) > `1`")({"n": 5}, Context())
     assert "length(n)" in caught.value.message
+
+
+KEYS = st.sampled_from(["a", "b", "c", "model", "choices"])
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "x", "string"]))
+DOCUMENTS = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=4)), max_leaves=12)
+GENERATED = ["a", "a.b", "a.b.c", "a[0]", "a[-1].b", "a[0][1]", "a.b[2].c", "choices[0].model",
+             "a || b", "a[?b].c", "length(a)", "a[*].b | [0]"]
+
+
+def _outcome(search: Any) -> tuple[str, Any]:
+    try:
+        return "value", search()
+    except (jmespath_errors.JMESPathError, CoercionError):
+        return "error", None
+    except TypeError:
+        return "crash", None  # jmespath itself crashes on some pairs; the compiled path must not
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(document=DOCUMENTS, expression=st.sampled_from(GENERATED))
+def test_compiled_paths_agree_with_jmespath_on_generated_documents(document: Any, expression: str) -> None:
+    expected = _outcome(lambda: jmespath.search(expression, document))
+    got = _outcome(lambda: compile_path(expression)(document, Context()))
+    if expected[0] == "crash":
+        assert got[0] == "value"
+        return
+    assert got == expected and type(got[1]) is type(expected[1])
+
+
+def test_context_paths_read_the_context_whatever_the_scope() -> None:
+    ctx = Context(request={"a": [{"b": 1}]})
+    for scope in (None, {"a": 2}, [1]):
+        assert compile_path("$request.a[0].b")(scope, ctx) == 1
+        assert compile_path("$request")(scope, ctx) == {"a": [{"b": 1}]}

@@ -89,6 +89,18 @@ def test_usage_is_available_for_logs() -> None:
     assert s.usage["total_tokens"] == 3
 
 
+def test_error_message_is_the_failure_a_stream_ended_with() -> None:
+    s = session()
+    s.feed(text("partial"))
+    assert s.error_message is None  # still running
+    s.abort("upstream read timed out")
+    assert s.error_message == "upstream read timed out"
+
+    s = session()
+    s.feed(text("whole") + FINISH + b"data: [DONE]\n\n")
+    assert s.finished and s.error_message is None
+
+
 def test_memory_does_not_grow_with_frames_that_carry_no_text() -> None:
     """Keep-alive chunks (role, empty deltas, comments) must not accumulate anything."""
     s = session()

@@ -28,7 +28,7 @@ import jsonschema
 import orjson
 
 from .. import load_mapping
-from ..errors import MapperError, SpecError, SpecErrors
+from ..errors import ConfigError, MapperError, SpecError, SpecErrors
 from ..load import PACKAGE_ROOT, read_yaml
 from ..mapping import Mapping
 from ..store import StoreConfig
@@ -48,18 +48,6 @@ LENIENT_OPTIONS = {"unknown_fields": "drop"}
 STRICT_OPTIONS = {"unknown_fields": "reject", "builtin_tools": "reject"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHOWN_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")  # names safe to echo (not a pasted key)
-
-
-class ConfigError(SpecError):
-    """The proxy's configuration is wrong: a flag, a routes file or an environment variable."""
-
-    code = "M106"
-
-    @property
-    def location(self) -> str:
-        if self.file is None:
-            return "mapper serve"
-        return f"{self.file}:{self.line}" if self.line is not None else self.file
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ import orjson
 
 from ..context import Context
 from ..errors import ConversionError, MapperError, StoreError, UpstreamError
+from ..mapping import Mapping
 from ..streaming import StreamSession
 from ..types import Json, JsonObject
 from .http import SSE_HEADERS, Responder, error_body
@@ -111,7 +112,7 @@ async def _complete(call: Call, reply: Reply) -> None:
         raise UpstreamError("the upstream's answer is not JSON: " + _snippet(raw), status=502,
                             error_type="bad_upstream_response") from None
     headers = passed_headers(reply.headers)
-    if _is_error_object(answer):
+    if _is_error_object(answer, call.route.mapping):
         # some providers answer an error with status 200
         await call.respond.json(502, _client_error(call, answer, 502), headers)
         return
@@ -193,7 +194,7 @@ async def _keep(call: Call, response: Json) -> None:
 async def _json_instead_of_stream(call: Call, reply: Reply) -> None:
     raw = await reply.read(ERROR_BODY_LIMIT)
     answer = _json_or_text(raw)
-    if _is_error_object(answer):
+    if _is_error_object(answer, call.route.mapping):
         await call.respond.json(502, _client_error(call, answer, 502), passed_headers(reply.headers))
         return
     raise UpstreamError("the upstream answered a streaming request with JSON, not an event stream "
@@ -213,9 +214,8 @@ async def _refuse_stream(call: Call, error: UpstreamError, reply: Reply) -> None
 
 def _note_outcome(call: Call, session: StreamSession) -> None:
     call.log.usage = session.usage
-    state = session.machine.state
-    if state.get("status") == "failed" and isinstance(state.get("error"), dict):
-        call.log.error = str(state["error"].get("message"))
+    if session.error_message is not None:
+        call.log.error = session.error_message
 
 
 def _client_error(call: Call, upstream_error: Json, status: int) -> Json:
@@ -231,9 +231,9 @@ def _client_error(call: Call, upstream_error: Json, status: int) -> Json:
     return body
 
 
-def _is_error_object(answer: Json) -> bool:
+def _is_error_object(answer: Json, mapping: Mapping) -> bool:
     return (isinstance(answer, dict) and bool(answer.get("error"))
-            and "choices" not in answer and "output" not in answer)
+            and mapping.answer_field not in answer)
 
 
 def _json_or_text(raw: bytes) -> Json:

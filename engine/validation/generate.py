@@ -182,7 +182,7 @@ class Generator:
             self.emit_keywords(checks, shape, v, path, kinds)
             if checks.lines and nullable:
                 w(f"if {v} is not None:")
-            w.lines.extend(checks.lines)
+            w.adopt(checks)
         for part in shape.also:
             self.emit(w, part, v, path, present=present)
 
@@ -299,7 +299,7 @@ class Generator:
                 with w.block(f"if {name!r} in {v}:"):
                     w(f"{item} = {v}[{name!r}]")
                     w(f"if {item} is not None:")
-                w.lines.extend(checks.lines)
+                w.adopt(checks)
             return None
         w(f"{item} = {get}({name!r})")
         if name in shape.required:
@@ -319,7 +319,7 @@ class Generator:
             self.emit(checks, sub, item, (*path, repr(name)), present=True)
             if checks.lines:
                 w(opener)
-                w.lines.extend(checks.lines)
+                w.adopt(checks)
         return item
 
     def emit_dispatch(self, w: SourceWriter, v: str, path: Path, tag: str, cases: str,

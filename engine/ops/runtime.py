@@ -1,69 +1,20 @@
-"""The op vocabulary of the mapping language, and the small runtime the compiled rules call.
+"""What the generated code calls at run time: tables, JMESPath truth, JSON copies, ``as:`` coercions.
 
-A rule is a bare string (a JMESPath path), a literal (number, boolean, null, list), or an object whose
-keys say what language each part is in. Evaluation order inside one object:
-
-1. ``when`` (JMESPath, or a list that must all hold): when falsy, the rule gives no value and
-   nothing else runs; ``unless``: the same when truthy.
-2. one **source**: ``from`` (JMESPath) | ``value`` (literal) | ``template`` (Jinja2, strings only) |
-   ``emit`` (build an object) | ``each`` (map an array) | ``switch``/``cases``/``otherwise`` |
-   ``concat`` (join lists) | ``first`` (first rule with a value) | ``id`` (mint an id) | ``now``
-   (the clock) | ``reject`` (refuse, 400) | ``drop`` (no value, on purpose, with a reason).
-   Without a source the value is the scope itself.
-3. **modifiers**, in the order they are written: ``apply`` (a named map) | ``fn`` + ``args`` (a
-   registered function) | ``lookup`` (a table) | ``as`` (check and coerce a type) | ``clamp`` |
-   ``then`` (a rule run on the value) | ``omit_empty``. A modifier is skipped once the value is null.
-4. ``required`` (error when there is still no value), then ``default`` (a literal used instead).
-
-``None`` means "no value": ``emit`` leaves the field out, ``each`` skips the element. A field whose
-rule declares ``default`` (even ``default: null``) is always written.
-
-``engine.codegen`` turns rules into Python source that calls the helpers below; this module holds
-what both the compiler and the compiled code need: the vocabulary, locations (``Where``), tables,
-JMESPath truthiness, JSON copies and the ``as:`` coercions.
+The compiler (``engine.codegen`` and the ops in ``engine.ops``) writes what it can inline; what it
+cannot is a name in the generated functions' namespace, bound to one of these (``RUNTIME``). They
+are plain functions over JSON values, with no knowledge of specs or files.
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import orjson
 
-from .errors import CoercionError, ConversionError, SpecError
-from .expressions import jp_truthy
-from .types import Json
-
-SOURCES = ("from", "value", "template", "emit", "each", "switch", "concat", "first", "id", "now",
-           "reject", "drop")
-MODIFIERS = ("apply", "fn", "lookup", "as", "clamp", "then", "omit_empty")
-AUXILIARY = ("when", "unless", "default", "required", "cases", "otherwise", "args", "flatten")
-# Keys of an ``each`` rule that act on the resulting list rather than on each element.
-EACH_LIST_KEYS = ("each", "flatten", "when", "unless", "default", "required", "then", "omit_empty")
-
-
-@dataclass(frozen=True, slots=True)
-class Where:
-    """Where a rule was written, for spec errors: file, line and rule id."""
-
-    file: str | None
-    line: int | None
-    rule: str
-
-    def inside(self, spec: Any, key: Any = None) -> "Where":
-        """The location of ``spec`` (or of its ``key``) when the loader recorded one."""
-        lines = getattr(spec, "key_lines", None)
-        if key is not None and lines and key in lines:
-            file, line = lines[key]
-            return Where(file, line, self.rule)
-        line = getattr(spec, "line", None)
-        if line is not None:
-            return Where(getattr(spec, "file", self.file), line, self.rule)
-        return self
-
-    def error(self, kind: type[SpecError], message: str, **extra: Any) -> SpecError:
-        return kind(message, file=self.file, line=self.line, rule=self.rule, **extra)
+from ..errors import CoercionError, ConversionError, NoCase, RejectedField
+from ..expressions import jp_truthy
+from ..types import Json
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,23 +41,6 @@ class Table:
 _ABSENT = object()
 
 
-def suggest(name: Any, known: Iterable[str]) -> str:
-    """`` (did you mean x?)`` for a near miss, else nothing."""
-    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def plain(value: Json) -> Json:
-    """Turn loader containers (which remember lines) into plain dicts, lists and tuples."""
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    if isinstance(value, tuple):
-        return tuple(plain(item) for item in value)
-    return value
-
-
 def copy_json(value: Json) -> Json:
     """A deep copy of plain JSON data; much cheaper than ``copy.deepcopy``, which handles anything."""
     kind = value.__class__
@@ -123,14 +57,6 @@ def fresh(value: Json) -> Json:
     if kind is tuple:  # a whole row of a table with columns
         return [copy_json(item) for item in value]
     return copy_json(value) if kind is dict or kind is list else value
-
-
-def located(error: SpecError, where: Where) -> SpecError:
-    """Fill in the file, line and rule id of an error raised below ``where`` that lacks them."""
-    error.file = error.file or where.file
-    error.line = error.line or where.line
-    error.rule = error.rule or where.rule
-    return error
 
 
 CONTAINERS = (list, dict, str)
@@ -255,3 +181,12 @@ COERCIONS: dict[str, Callable[[Json], Json]] = {
     "object": _exactly(dict, "an object"),
     "list": _as_list,
 }
+
+
+RUNTIME: dict[str, Any] = {
+    "truthy": truthy, "case_key": case_key, "copy_json": copy_json, "fresh": fresh,
+    "expect": expect, "json_type": json_type, "CONTAINERS": CONTAINERS,
+    "ConversionError": ConversionError, "CoercionError": CoercionError,
+    "RejectedField": RejectedField, "NoCase": NoCase,
+}
+"""The helpers above, and the errors the generated code raises, by the names it calls them."""
