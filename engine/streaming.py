@@ -57,6 +57,11 @@ class StreamSession:
         return self.machine.state.get("usage")
 
     @property
+    def left_out(self) -> list[str]:
+        """The parts of the upstream stream the translation has left out so far (``choices[1]``)."""
+        return self.machine.ctx.left_out or []
+
+    @property
     def response(self) -> Json:
         """The Response object the terminal event carried, once finished; None before.
 

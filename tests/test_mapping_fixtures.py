@@ -1,9 +1,10 @@
 """Data-driven mapping tests: every case under tests/mappings/<mapping>/<kind>/*.yaml.
 
-A case holds an ``input`` and either
+A case holds an ``input`` (and, optionally, mapping ``options``) and either
 * ``expect``: JMESPath expressions over the output and the values they must give (the semantic
   check), plus a JSON snapshot of the whole output, which must also validate against the OpenAI
-  schema for what it is; or
+  schema for what it is, and ``left_out``: the parts of the input the conversion noted as left out
+  (none unless the case lists them); or
 * ``error``: the error class, the input path and a fragment of the message a bad input must give
   (and, optionally, the id of the rule that must report it).
 
@@ -47,17 +48,18 @@ def _case_id(path: Path) -> str:
     return f"{path.parent.parent.name}.{path.parent.name}.{path.stem}"
 
 
-_MAPPINGS: dict[str, Any] = {}
+_MAPPINGS: dict[tuple[str, str], Any] = {}
 
 
-def _mapping(mapping_id: str) -> Any:
-    if mapping_id not in _MAPPINGS:
-        _MAPPINGS[mapping_id] = load_mapping(mapping_id)
-    return _MAPPINGS[mapping_id]
+def _mapping(mapping_id: str, options: dict[str, Any] | None = None) -> Any:
+    key = (mapping_id, repr(sorted((options or {}).items())))
+    if key not in _MAPPINGS:
+        _MAPPINGS[key] = load_mapping(mapping_id, options=options)
+    return _MAPPINGS[key]
 
 
-def _convert(mapping: Any, kind: str, case: dict[str, Any]) -> Any:
-    ctx = deterministic_context()
+def _convert(mapping: Any, kind: str, case: dict[str, Any], ctx: Any = None) -> Any:
+    ctx = ctx if ctx is not None else deterministic_context()
     if kind == "request":
         return mapping.convert_request(case["input"], ctx=ctx)
     if kind == "response":
@@ -93,7 +95,7 @@ def test_there_are_cases() -> None:
 @pytest.mark.parametrize("path", CASES, ids=[_case_id(p) for p in CASES])
 def test_fixture(path: Path, snapshot: Any) -> None:
     case = yaml.safe_load(path.read_text())
-    mapping = _mapping(path.parent.parent.name)
+    mapping = _mapping(path.parent.parent.name, case.get("options"))
     kind = path.parent.name
     assert case.get("description"), "every case says what it shows"
 
@@ -107,7 +109,9 @@ def test_fixture(path: Path, snapshot: Any) -> None:
             assert caught.value.rule == expected["rule"]
         return
 
-    output = _convert(mapping, kind, case)
+    ctx = deterministic_context()
+    output = _convert(mapping, kind, case, ctx)
+    assert (ctx.left_out or []) == case.get("left_out", []), "what the conversion left out"
     assert_plain_json(output)
     assert_valid(_output_schema(mapping, kind), output)
     assert case.get("expect"), "a converting case needs semantic assertions, not just a snapshot"

@@ -8,6 +8,7 @@ For every case the converted stream must:
 * be accepted by the official ``openai`` SDK's stream accumulator, whose final response must equal
   the terminal event's (or, for incomplete and failed streams, end the way the SDK documents);
 * satisfy the case's ``expect`` JMESPath assertions over ``{types, events, response}``;
+* note as left out exactly the parts of the upstream stream the case lists in ``left_out``;
 * match its snapshot.
 
 A case gives ``chunks`` (chat chunks for the openai-chat mapping; objects get a default chat-chunk
@@ -83,8 +84,9 @@ def upstream_bytes(case: dict[str, Any]) -> bytes:
     return b"".join(frames)
 
 
-def convert(mapping: Any, pieces: list[bytes], request: dict[str, Any]) -> bytes:
-    return b"".join(translate_stream(mapping, pieces, request=request, ctx=deterministic_context()))
+def convert(mapping: Any, pieces: list[bytes], request: dict[str, Any], ctx: Any = None) -> bytes:
+    ctx = ctx if ctx is not None else deterministic_context()
+    return b"".join(translate_stream(mapping, pieces, request=request, ctx=ctx))
 
 
 def summary(events: list[Any]) -> dict[str, Any]:
@@ -107,7 +109,9 @@ def test_stream_fixture(path: Path, snapshot: Any) -> None:
     request = case.get("request", DEFAULT_REQUESTS[mapping.from_api])
     raw = upstream_bytes(case)
 
-    whole = convert(mapping, [raw], request)
+    ctx = deterministic_context()
+    whole = convert(mapping, [raw], request, ctx)
+    assert (ctx.left_out or []) == case.get("left_out", []), "what the conversion left out"
     # the same bytes however the upstream splits them
     assert convert(mapping, [raw[i:i + 1] for i in range(len(raw))], request) == whole
     for cut in range(1, len(raw)):

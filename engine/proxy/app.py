@@ -34,7 +34,7 @@ from ..types import Json, JsonObject
 from .auth import Auth
 from .config import ProxyConfig
 from .disconnect import run_until_disconnect
-from .exchange import Call, end_stream, forward
+from .exchange import Call, end_stream, forward, report_left_out
 from .http import (ClientGone, HttpError, Receive, Responder, Scope, Send, error_body, header,
                    read_body)
 from .logs import LOGGER, Redactor, RequestLog
@@ -193,8 +193,9 @@ class ProxyApp:
                                             "model_not_found"))
         log.route = route.name
         log.stream = stream = body.get("stream") is True
+        request_ctx = self.new_context()
         try:
-            converted = route.mapping.convert_request(request, ctx=self.new_context())
+            converted = route.mapping.convert_request(request, ctx=request_ctx)
             session = StreamSession(route.mapping, request=echo, ctx=self.new_context()) \
                 if stream else None
         except ConversionError as error:
@@ -208,10 +209,10 @@ class ProxyApp:
             url = route.url(log.upstream_model)
         except ValueError as error:  # the mapping's upstream_path names {model}, and there is none
             raise HttpError(400, error_body(str(error), "invalid_request_error", "model")) from None
+        # dropped on purpose by the mapping: a visible warning rather than a silent loss (the
+        # answer's conversion adds what it leaves out: engine.proxy.exchange.report_left_out)
         log.dropped = route.mapping.dropped_fields(request)
-        if log.dropped:
-            # dropped on purpose by the mapping: a visible warning rather than a silent loss
-            respond.headers.append((b"x-mapper-dropped", ",".join(log.dropped).encode()))
+        report_left_out(log, respond, request_ctx.left_out)
         redactor = self.redactor.with_secret(_token(authorization))
         if self.config.log_bodies:
             log.bodies["request_body"] = redactor.json(body)

@@ -10,6 +10,11 @@ the first byte can still be a real HTTP status:
 * a stream whose first frame is an error (``StreamSession.feed`` raises ``UpstreamError``): that
   error's status, not a 200 stream that fails at once (PEERS.md §C, items 9 and 19).
 
+What a conversion leaves out on purpose (request fields the mapping drops, a second choice, an
+output item the client API has no field for) is named in the ``x-mapper-dropped`` header while the
+headers can still change, and always in the request's log line (``report_left_out``): a stream's
+headers go out with its first event, so what it leaves out later is logged only.
+
 Once the first converted event has been sent the status is 200 and fixed, and a failure becomes
 an ``error`` event and then ``response.failed`` (``StreamSession.abort``): never a silent end. The
 upstream body is read with the idle timeout; leaving ``Upstream.open`` closes it, so a client
@@ -38,9 +43,10 @@ from .logs import LOGGER, RequestLog, Redactor
 from .routes import Route
 from .upstream import ERROR_BODY_LIMIT, Reply, Upstream, passed_headers, redact_url
 
-__all__ = ["Call", "end_stream", "forward"]
+__all__ = ["Call", "end_stream", "forward", "report_left_out"]
 
 _SNIPPET = 200  # characters of an unusable upstream body quoted in a message
+DROPPED_HEADER = b"x-mapper-dropped"
 
 
 @dataclass(slots=True)
@@ -115,12 +121,14 @@ async def _complete(call: Call, reply: Reply) -> None:
         # some providers answer an error with status 200
         await call.respond.json(502, _client_error(call, answer, 502), headers)
         return
+    ctx = call.new_context()
     try:
-        response = call.route.mapping.convert_response(answer, request=call.request,
-                                                       ctx=call.new_context())
+        response = call.route.mapping.convert_response(answer, request=call.request, ctx=ctx)
     except ConversionError as error:
         raise UpstreamError(f"the upstream's answer cannot be converted: {error}", status=502,
                             error_type="bad_upstream_response") from None
+    finally:  # also named when nothing was left to answer with (a 502 that says which items)
+        report_left_out(call.log, call.respond, ctx.left_out)
     call.log.usage = response.get("usage")
     if call.log_bodies:
         call.log.bodies["response_body"] = call.redactor.json(response)
@@ -145,6 +153,7 @@ async def _stream(call: Call, session: StreamSession, reply: Reply) -> None:
                     return
                 if out:
                     if not respond.started:
+                        report_left_out(call.log, respond, session.left_out)
                         await respond.start(200, headers)
                     if session.finished:  # stored before the client sees the terminal event
                         await _keep(call, session.response)
@@ -211,7 +220,19 @@ async def _refuse_stream(call: Call, error: UpstreamError, reply: Reply) -> None
     await call.respond.json(status, body, passed_headers(reply.headers))
 
 
+def report_left_out(log: RequestLog, respond: Responder, left_out: list[str] | None) -> None:
+    """Add what a conversion left out to the log line's ``dropped``, and name all of it in the
+    ``x-mapper-dropped`` header while the headers can still change."""
+    dropped = log.dropped
+    for what in left_out or ():
+        if what not in dropped:
+            dropped.append(what)
+    if dropped and not respond.started:
+        respond.set_header(DROPPED_HEADER, ",".join(dropped).encode())
+
+
 def _note_outcome(call: Call, session: StreamSession) -> None:
+    report_left_out(call.log, call.respond, session.left_out)
     call.log.usage = session.usage
     state = session.machine.state
     if state.get("status") == "failed" and isinstance(state.get("error"), dict):

@@ -1,0 +1,100 @@
+"""What the proxy says about the parts of an answer a conversion leaves out (issue 11).
+
+Both directions, against the fake upstream: the parts are named in ``x-mapper-dropped`` while the
+headers can still change, and always in the request's log line; an answer with nothing left for the
+client to read is an error (a 502 before the first byte, an error frame in a stream), never an
+empty success.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any, AsyncIterator
+
+import httpx
+import pytest
+
+from mapper.engine import deterministic_context
+from mapper.engine.proxy import ProxyApp, ServeOptions, build_config
+from mapper.engine.proxy.logs import JsonLines
+from support.chat_invariants import check_chat_stream
+from support.fake_upstream import FakeUpstream
+from support.responses_invariants import check_responses_stream
+from support.schemas import assert_valid
+from support.sse_reader import parse_sse_events
+from support.upstream_replies import json_reply, sse_reply
+
+pytestmark = pytest.mark.anyio
+
+
+@contextlib.asynccontextmanager
+async def proxy(fake: FakeUpstream, mapping: str, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    config = build_config(ServeOptions(mapping=mapping, upstream=fake.base_url,
+                                       options=options), env={})
+    app = ProxyApp(config, new_context=deterministic_context)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://proxy", timeout=10) as client:
+            yield client
+    finally:
+        await app.aclose()
+
+
+def logged(caplog: Any) -> list[dict[str, Any]]:
+    formatter = JsonLines()
+    return [json.loads(formatter.format(record)) for record in caplog.records
+            if record.getMessage() == "request"]
+
+
+def chunk(index: int, **delta: Any) -> dict[str, Any]:
+    finish = delta.pop("finish", None)
+    return {"id": "chatcmpl-n", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+
+
+# -- forward: an upstream that ignores n ----------------------------------------------------------
+
+
+async def test_other_choices_are_left_out_of_the_response_and_named(fake: FakeUpstream, caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="mapper.proxy")
+    fake.expect("/v1/chat/completions", json_reply({
+        "id": "chatcmpl-n", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 1, "message": {"role": "assistant", "content": "second"}, "finish_reason": "stop"},
+                    {"index": 0, "message": {"role": "assistant", "content": "first"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}))
+    async with proxy(fake, "openai-chat") as client:
+        response = await client.post("/v1/responses", json={"model": "m", "input": "hi", "truncation": "auto"})
+    assert response.status_code == 200
+    body = response.json()
+    assert_valid("responses.response", body)
+    assert [part["text"] for item in body["output"] for part in item["content"]] == ["first"]
+    assert response.headers["x-mapper-dropped"] == "truncation,choices[1]"
+    assert logged(caplog)[0]["dropped"] == ["truncation", "choices[1]"]
+
+
+async def test_a_stream_names_the_choices_it_saw_before_its_first_event(fake: FakeUpstream) -> None:
+    both = chunk(0, role="assistant", content="A")
+    both["choices"].append({"index": 1, "delta": {"role": "assistant", "content": "B"}, "finish_reason": None})
+    fake.expect("/v1/chat/completions", sse_reply([both, chunk(1, content="BB"), chunk(0, content="AA"),
+                                                   chunk(1, finish="stop"), chunk(0, finish="stop"), "[DONE]"]))
+    async with proxy(fake, "openai-chat") as client:
+        response = await client.post("/v1/responses", json={"model": "m", "input": "hi", "stream": True})
+    assert response.headers["x-mapper-dropped"] == "choices[1]"
+    summary = check_responses_stream(parse_sse_events(response.content))
+    assert (summary["terminal"], summary["text"]) == ("response.completed", "AAA")
+
+
+async def test_choices_that_come_after_the_first_event_are_logged(fake: FakeUpstream, caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="mapper.proxy")
+    fake.expect("/v1/chat/completions", sse_reply([
+        chunk(0, role="assistant", content="A"), chunk(1, role="assistant", content="B"),
+        chunk(2, content="C"), chunk(0, finish="stop"), chunk(1, finish="stop"), chunk(2, finish="stop"),
+        "[DONE]"], delay=0.05))  # frame by frame, so the first event goes out before choice 1 arrives
+    async with proxy(fake, "openai-chat") as client:
+        response = await client.post("/v1/responses", json={"model": "m", "input": "hi", "stream": True})
+    assert "x-mapper-dropped" not in response.headers  # the headers left with the first event
+    summary = check_responses_stream(parse_sse_events(response.content))
+    assert summary["text"] == "A"
+    assert logged(caplog)[0]["dropped"] == ["choices[1]", "choices[2]"]
