@@ -5,8 +5,9 @@ A case holds an ``input`` (and, optionally, mapping ``options``) and either
   check), plus a JSON snapshot of the whole output, which must also validate against the OpenAI
   schema for what it is, and ``left_out``: the parts of the input the conversion noted as left out
   (none unless the case lists them); or
-* ``error``: the error class, the input path and a fragment of the message a bad input must give
-  (and, optionally, the id of the rule that must report it).
+* ``error``: the error class, the input path (none for an ``UpstreamError``, which has a
+  ``status`` instead) and a fragment of the message a bad input must give (and, optionally, the id
+  of the rule that must report it).
 
 A snapshot alone proves nothing, so every case that converts has ``expect`` assertions too.
 ``MAPPER_CASE=tests/mappings/openai-chat/request/stream.yaml pytest tests/test_mapping_fixtures.py``
@@ -99,17 +100,20 @@ def test_fixture(path: Path, snapshot: Any) -> None:
     kind = path.parent.name
     assert case.get("description"), "every case says what it shows"
 
+    ctx = deterministic_context()
     if "error" in case:
         expected = case["error"]
         with pytest.raises(getattr(errors, expected["class"])) as caught:
-            _convert(mapping, kind, case)
-        assert caught.value.json_path == expected["path"]
+            _convert(mapping, kind, case, ctx)
+        assert getattr(caught.value, "json_path", None) == expected.get("path")
         assert expected["contains"] in caught.value.message
         if "rule" in expected:
             assert caught.value.rule == expected["rule"]
+        if "status" in expected:
+            assert caught.value.status == expected["status"]
+        assert (ctx.left_out or []) == case.get("left_out", []), "what the conversion left out"
         return
 
-    ctx = deterministic_context()
     output = _convert(mapping, kind, case, ctx)
     assert (ctx.left_out or []) == case.get("left_out", []), "what the conversion left out"
     assert_plain_json(output)

@@ -98,3 +98,80 @@ async def test_choices_that_come_after_the_first_event_are_logged(fake: FakeUpst
     summary = check_responses_stream(parse_sse_events(response.content))
     assert summary["text"] == "A"
     assert logged(caplog)[0]["dropped"] == ["choices[1]", "choices[2]"]
+
+
+# -- reverse: output items a chat completion cannot carry -----------------------------------------
+
+IMAGE = {"id": "ig_1", "type": "image_generation_call", "status": "completed", "result": "iVBORw0KGgo="}
+APPROVAL = {"id": "mcpr_1", "type": "mcp_approval_request", "server_label": "files", "name": "rm",
+            "arguments": "{}"}
+MESSAGE = {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+           "content": [{"type": "output_text", "text": "Here it is.", "annotations": [], "logprobs": []}]}
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "draw a cat"}]}
+
+
+def response_body(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "m",
+            "output": list(items), "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}
+
+
+def events(*items: dict[str, Any]) -> list[Any]:
+    frames: list[Any] = [{"type": "response.created", "sequence_number": 0,
+                          "response": {**response_body(), "status": "in_progress"}}]
+    for index, item in enumerate(items):
+        if item["type"] == "message":
+            frames.append({"type": "response.output_text.delta", "output_index": index, "content_index": 0,
+                           "item_id": item["id"], "delta": item["content"][0]["text"], "logprobs": []})
+        frames.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    frames.append({"type": "response.completed", "response": response_body(*items)})
+    return frames
+
+
+async def test_an_answer_with_only_uncarried_items_is_a_502_that_names_them(fake: FakeUpstream, caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="mapper.proxy")
+    fake.expect("/v1/responses", json_reply(response_body(IMAGE, APPROVAL)))
+    async with proxy(fake, "openai-responses") as client:
+        response = await client.post("/v1/chat/completions", json=CHAT)
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert_valid("error", response.json())
+    assert "(image_generation_call, mcp_approval_request)" in error["message"]
+    assert (error["type"], error["code"]) == ("server_error", "bad_upstream_response")
+    assert response.headers["x-mapper-dropped"] == "output[0]:image_generation_call,output[1]:mcp_approval_request"
+    line = logged(caplog)[0]
+    assert line["dropped"] == ["output[0]:image_generation_call", "output[1]:mcp_approval_request"]
+    assert "cannot carry" in line["error"]
+
+
+async def test_a_message_beside_uncarried_items_is_kept_and_they_are_named(fake: FakeUpstream) -> None:
+    fake.expect("/v1/responses", json_reply(response_body(IMAGE, MESSAGE, APPROVAL)))
+    async with proxy(fake, "openai-responses") as client:
+        response = await client.post("/v1/chat/completions", json=CHAT)
+    assert response.status_code == 200
+    assert_valid("chat.response", response.json())
+    assert response.json()["choices"][0]["message"]["content"] == "Here it is."
+    assert response.headers["x-mapper-dropped"] == "output[0]:image_generation_call,output[2]:mcp_approval_request"
+
+
+async def test_a_stream_with_only_uncarried_items_ends_in_an_error_frame(fake: FakeUpstream, caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="mapper.proxy")
+    fake.expect("/v1/responses", sse_reply(events(IMAGE)))
+    async with proxy(fake, "openai-responses") as client:
+        response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert response.status_code == 200  # the role chunk went out with response.created
+    summary = check_chat_stream(parse_sse_events(response.content))
+    assert summary["error"]["code"] == "bad_upstream_response"
+    assert "(image_generation_call)" in summary["error"]["message"]
+    line = logged(caplog)[0]
+    assert line["dropped"] == ["output[0]:image_generation_call"]
+    assert "cannot carry" in line["error"]
+
+
+async def test_a_stream_with_a_message_beside_uncarried_items_finishes(fake: FakeUpstream, caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="mapper.proxy")
+    fake.expect("/v1/responses", sse_reply(events(IMAGE, MESSAGE)))
+    async with proxy(fake, "openai-responses") as client:
+        response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    summary = check_chat_stream(parse_sse_events(response.content))
+    assert (summary["content"], summary["finish_reason"], summary["error"]) == ("Here it is.", "stop", None)
+    assert logged(caplog)[0]["dropped"] == ["output[0]:image_generation_call"]

@@ -148,6 +148,10 @@ def _check_chat_with_sdk(body: bytes, scope: dict[str, Any], request: dict[str, 
     calls = [(c["id"], c["function"]["name"], c["function"]["arguments"])
              for c in message.get("tool_calls") or []]
     assert calls == [(c["id"], c["name"], c["arguments"]) for c in scope["tool_calls"]]
+    # citations (an annotation-only delta, as OpenAI's search models send them) reach the message
+    streamed = [annotation for chunk in scope["chunks"] for choice in chunk.get("choices") or []
+                for annotation in (choice.get("delta") or {}).get("annotations") or []]
+    assert (message.get("annotations") or []) == streamed
 
 
 def _check_with_sdk(body: bytes, events: list[Any], request: dict[str, Any]) -> None:
