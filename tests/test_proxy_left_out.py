@@ -175,3 +175,30 @@ async def test_a_stream_with_a_message_beside_uncarried_items_finishes(fake: Fak
     summary = check_chat_stream(parse_sse_events(response.content))
     assert (summary["content"], summary["finish_reason"], summary["error"]) == ("Here it is.", "stop", None)
     assert logged(caplog)[0]["dropped"] == ["output[0]:image_generation_call"]
+
+
+# -- reverse: earlier reasoning in the chat history -----------------------------------------------
+
+HISTORY = {"model": "m", "messages": [
+    {"role": "user", "content": "2+2?"},
+    {"role": "assistant", "content": "4", "reasoning_content": "2 plus 2 is 4."},
+    {"role": "user", "content": "and 3+3?"}]}
+
+
+async def test_earlier_reasoning_is_left_out_by_default_and_named(fake: FakeUpstream) -> None:
+    async with proxy(fake, "openai-responses") as client:
+        response = await client.post("/v1/chat/completions", json=HISTORY)
+    assert response.status_code == 200  # never refused
+    assert response.headers["x-mapper-dropped"] == "messages[].reasoning_content"
+    assert [item["type"] for item in fake.last_json["input"]] == ["message", "message", "message"]
+
+
+async def test_earlier_reasoning_goes_back_as_a_reasoning_item_when_asked(fake: FakeUpstream) -> None:
+    async with proxy(fake, "openai-responses", reasoning_history=True) as client:
+        response = await client.post("/v1/chat/completions", json=HISTORY)
+    assert response.status_code == 200
+    assert "x-mapper-dropped" not in response.headers
+    sent = fake.last_json["input"]
+    assert [item["type"] for item in sent] == ["message", "reasoning", "message", "message"]
+    assert sent[1]["content"] == [{"type": "reasoning_text", "text": "2 plus 2 is 4."}]
+    assert sent[1]["summary"] == [] and sent[1]["id"].startswith("rs_")
