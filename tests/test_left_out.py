@@ -1,0 +1,117 @@
+"""What a conversion notes as left out (``Context.left_out``), and the stream's ``frame:`` rule.
+
+The functions' examples (tests/test_functions.py) check what they return; these check what they
+note on the context, which the proxy turns into its ``x-mapper-dropped`` header and log line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from mapper.engine import load_mapping
+from mapper.engine.context import Context, deterministic_context
+from mapper.engine.errors import ConversionError
+from mapper.engine.functions import REGISTRY
+from mapper.engine.streaming import StreamSession
+
+
+def call(name: str, value: object, **args: object) -> tuple[object, list[str] | None]:
+    ctx = deterministic_context()
+    return REGISTRY[name].call(value, ctx, **args), ctx.left_out
+
+
+def test_nothing_left_out_allocates_nothing() -> None:
+    assert Context().left_out is None
+
+
+def test_leave_out_notes_each_part_once_in_order() -> None:
+    ctx = Context()
+    for what in ("choices[2]", "choices[1]", "choices[2]"):
+        ctx.leave_out(what)
+    assert ctx.left_out == ["choices[2]", "choices[1]"]
+
+
+def test_leave_out_function_notes_its_name_and_gives_no_value() -> None:
+    assert call("leave_out", "thinking", what="messages[].reasoning_content") == (
+        None, ["messages[].reasoning_content"])
+
+
+def test_choice_zero_notes_the_other_choices_by_index() -> None:
+    choices = [{"index": 2}, {"index": 0, "message": {}}, {"index": 1}]
+    assert call("choice_zero", choices) == ({"index": 0, "message": {}}, ["choices[2]", "choices[1]"])
+
+
+def test_choice_zero_counts_choices_without_index_by_position() -> None:
+    assert call("choice_zero", [{"message": "a"}, {"message": "b"}]) == ({"message": "a"}, ["choices[1]"])
+
+
+def test_choice_zero_without_a_choice_zero_notes_and_refuses() -> None:
+    ctx = Context()
+    with pytest.raises(ConversionError):
+        REGISTRY["choice_zero"].call([{"index": 3}], ctx)
+    assert ctx.left_out == ["choices[3]"]
+
+
+def test_choice_zero_chunk_keeps_the_chunk_itself_unchanged() -> None:
+    chunk = {"id": "c", "choices": [{"index": 1, "delta": {"content": "b"}},
+                                    {"index": 0, "delta": {"content": "a"}}]}
+    kept, noted = call("choice_zero_chunk", chunk)
+    assert kept == {"id": "c", "choices": [{"index": 0, "delta": {"content": "a"}}]}
+    assert len(chunk["choices"]) == 2 and noted == ["choices[1]"]
+
+
+def test_choice_zero_chunk_returns_the_same_object_for_one_choice_zero() -> None:
+    chunk = {"choices": [{"index": 0, "delta": {"content": "a"}}]}
+    kept, noted = call("choice_zero_chunk", chunk)
+    assert kept is chunk and noted is None
+
+
+def test_uncarried_output_notes_every_uncarried_item_with_its_position() -> None:
+    output = [{"type": "web_search_call"}, {"type": "message"}, {"type": "image_generation_call"},
+              {"type": "web_search_call"}]
+    error, noted = call("uncarried_output", output, carried=["message"], answered=True)
+    assert error is None
+    assert noted == ["output[0]:web_search_call", "output[2]:image_generation_call",
+                     "output[3]:web_search_call"]
+
+
+def test_uncarried_output_names_each_type_once_in_its_error() -> None:
+    output = [{"type": "mcp_list_tools"}, {"type": "mcp_list_tools"}, {"type": "shell_call"}]
+    error, _ = call("uncarried_output", output, carried=["message"], answered=[])
+    assert "(mcp_list_tools, shell_call)" in error["message"]
+    assert error["code"] == "bad_upstream_response"
+
+
+def test_chat_annotations_note_citations_chat_cannot_hold() -> None:
+    output = [{"type": "message", "content": [{"type": "output_text", "text": "ab", "annotations": [
+        {"type": "url_citation", "url": "https://a.example/", "title": "A", "start_index": 0, "end_index": 1},
+        {"type": "file_citation", "file_id": "file_1", "filename": "f.pdf", "index": 1}]}]}]
+    annotations, noted = call("chat_annotations", output)
+    assert [a["url_citation"]["url"] for a in annotations] == ["https://a.example/"]
+    assert noted == ["output[0].content[0].annotations[1]:file_citation"]
+
+
+# -- stream.frame ---------------------------------------------------------------------------------
+
+
+def chunk(payload: dict) -> bytes:
+    body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", **payload}
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+def test_a_frame_rule_without_a_value_skips_the_frame(tmp_path: Path) -> None:
+    overlay = tmp_path / "only-choice-zero.yaml"
+    overlay.write_text(
+        "format: mapper/1\nid: only-choice-zero\nversion: 1.0.0\n"
+        "extends: {mapping: openai-chat, version: '^1'}\n"
+        "stream:\n  frame: {when: \"choices[?index == `0`] || usage\", from: '@'}\n")
+    mapping = load_mapping("openai-chat", overlays=[str(overlay)])
+    session = StreamSession(mapping, request={"model": "m", "input": "hi", "stream": True},
+                            ctx=deterministic_context())
+    assert session.feed(chunk({"choices": [{"index": 1, "delta": {"content": "b"}}]})) == b""
+    assert not session.started  # a skipped frame is as if it never came
+    assert b"response.output_text.delta" in session.feed(
+        chunk({"choices": [{"index": 0, "delta": {"content": "a"}}]}))
