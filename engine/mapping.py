@@ -36,6 +36,18 @@ class Document:
     passthrough: tuple[str, ...] = ()
     drops: tuple[str, ...] = ()
     reads: frozenset[str] = frozenset()
+    # a rule run on the whole document before anything reads it (``prepare:``); its value
+    # replaces the document
+    prepare: Rule | None = None
+
+    def prepared(self, body: JsonObject, ctx: Context) -> JsonObject:
+        """``body`` as the section's ``prepare`` rule leaves it (the body itself without one)."""
+        if self.prepare is None:
+            return body
+        prepared = self.prepare(body, ctx)
+        if prepared.__class__ is not dict:
+            raise ConversionError("the document's prepare rule gave no object")
+        return prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +84,8 @@ class Mapping:
             ctx = Context(options=self.options, root=body)
         else:
             ctx.options, ctx.root = self.options, body
+        if document.prepare is not None:
+            body = ctx.root = document.prepared(body, ctx)
         if self.reject_unknown:
             known = document.known
             for key in body:
@@ -109,6 +123,8 @@ class Mapping:
             ctx = Context(options=self.options, root=body, request=request)
         else:
             ctx.options, ctx.root, ctx.request = self.options, body, request
+        if document.prepare is not None:
+            body = ctx.root = document.prepared(body, ctx)
         return document.build(body, ctx)
 
     def convert_error(self, body: Json, *, status: int, ctx: Context | None = None) -> JsonObject:
@@ -122,6 +138,8 @@ class Mapping:
             ctx = Context(options=self.options, root=body, status=status)
         else:
             ctx.options, ctx.root, ctx.status = self.options, body, status
+        if document.prepare is not None:
+            body = ctx.root = document.prepared(body, ctx)
         return document.build(body, ctx)
 
     # -- streams --------------------------------------------------------------------------------

@@ -100,8 +100,8 @@ class StreamMachine:
         if chunk.__class__ is not dict:
             return self._failed(f"upstream frame is not a JSON object: {str(chunk)[:200]}")
         try:
-            if spec.frame is not None:
-                chunk = spec.frame(chunk, ctx)
+            if spec.prepare is not None:
+                chunk = spec.prepare(chunk, ctx)
                 if chunk.__class__ is not dict:
                     return out  # nothing in this frame is for this stream
             self._capture(chunk)

@@ -15,7 +15,7 @@ The section has two halves. The *declarative* half says what to read and what to
   events written when an item or part opens, takes a delta and closes, and the finished ``item``.
 * ``start``/``end``/``fail``: the stream-level events; ``response`` and ``outcome`` build the state
   they read; ``envelope`` holds fields stamped on every event (a chat chunk's id and model).
-* ``frame``: a rule run on each upstream frame before anything reads it; its value replaces the
+* ``prepare``: a rule run on each upstream frame before anything reads it; its value replaces the
   frame (no value skips it). A chat upstream that ignores ``n`` sends several choices, and the
   rules read ``choices[0]``: this is where the frame keeps only the choice they may read.
 
@@ -96,7 +96,7 @@ class StreamSpec:
     end: tuple[EventRule, ...]
     fail: tuple[EventRule, ...]
     envelope: Rule | None = None
-    frame: Rule | None = None  # rewrites each upstream frame before capture and rules see it
+    prepare: Rule | None = None  # rewrites each upstream frame before capture and rules see it
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -165,8 +165,8 @@ def compile_stream(spec: dict[str, Any], compiler: RuleCompiler) -> StreamSpec:
         end=events(section.get("end"), "end"),
         fail=events(section.get("fail"), "fail"),
         envelope=envelope,
-        frame=compiler.compile(section["frame"], where("frame", section, "frame"))
-        if section.get("frame") is not None else None,
+        prepare=compiler.compile(section["prepare"], where("prepare", section, "prepare"))
+        if section.get("prepare") is not None else None,
     )
 
 

@@ -1,4 +1,4 @@
-"""What a conversion notes as left out (``Context.left_out``), and the stream's ``frame:`` rule.
+"""What a conversion notes as left out (``Context.left_out``), and the ``prepare:`` rules.
 
 The functions' examples (tests/test_functions.py) check what they return; these check what they
 note on the context, which the proxy turns into its ``x-mapper-dropped`` header and log line.
@@ -39,40 +39,42 @@ def test_leave_out_function_notes_its_name_and_gives_no_value() -> None:
         None, ["messages[].reasoning_content"])
 
 
-def test_choice_zero_notes_the_other_choices_by_index() -> None:
-    choices = [{"index": 2}, {"index": 0, "message": {}}, {"index": 1}]
-    assert call("choice_zero", choices) == ({"index": 0, "message": {}}, ["choices[2]", "choices[1]"])
+def test_only_choice_zero_notes_the_other_choices_by_index() -> None:
+    answer = {"id": "c", "choices": [{"index": 2}, {"index": 0, "message": {}}, {"index": 1}]}
+    kept, noted = call("only_choice_zero", answer, required=True)
+    assert kept == {"id": "c", "choices": [{"index": 0, "message": {}}]}
+    assert noted == ["choices[2]", "choices[1]"]
+    assert len(answer["choices"]) == 3  # the document itself is not changed
 
 
-def test_choice_zero_counts_choices_without_index_by_position() -> None:
-    assert call("choice_zero", [{"message": "a"}, {"message": "b"}]) == ({"message": "a"}, ["choices[1]"])
+def test_only_choice_zero_counts_choices_without_index_by_position() -> None:
+    kept, noted = call("only_choice_zero", {"choices": [{"message": "a"}, {"message": "b"}]})
+    assert (kept, noted) == ({"choices": [{"message": "a"}]}, ["choices[1]"])
 
 
-def test_choice_zero_without_a_choice_zero_notes_and_refuses() -> None:
+def test_only_choice_zero_keeps_one_choice_zero_even_if_sent_twice() -> None:
+    kept, noted = call("only_choice_zero", {"choices": [{"index": 0, "n": 1}, {"index": 0, "n": 2}]})
+    assert (kept, noted) == ({"choices": [{"index": 0, "n": 1}]}, ["choices[0]"])
+
+
+def test_only_choice_zero_required_notes_and_refuses_an_answer_without_one() -> None:
     ctx = Context()
-    with pytest.raises(ConversionError):
-        REGISTRY["choice_zero"].call([{"index": 3}], ctx)
+    with pytest.raises(ConversionError) as caught:
+        REGISTRY["only_choice_zero"].call({"choices": [{"index": 3}]}, ctx, required=True)
+    assert caught.value.json_path == "choices"
     assert ctx.left_out == ["choices[3]"]
 
 
-def test_choice_zero_chunk_keeps_the_chunk_itself_unchanged() -> None:
-    chunk = {"id": "c", "choices": [{"index": 1, "delta": {"content": "b"}},
-                                    {"index": 0, "delta": {"content": "a"}}]}
-    kept, noted = call("choice_zero_chunk", chunk)
-    assert kept == {"id": "c", "choices": [{"index": 0, "delta": {"content": "a"}}]}
-    assert len(chunk["choices"]) == 2 and noted == ["choices[1]"]
-
-
-def test_choice_zero_chunk_returns_the_same_object_for_one_choice_zero() -> None:
+def test_only_choice_zero_returns_the_same_object_for_one_choice_zero() -> None:
     chunk = {"choices": [{"index": 0, "delta": {"content": "a"}}]}
-    kept, noted = call("choice_zero_chunk", chunk)
+    kept, noted = call("only_choice_zero", chunk)
     assert kept is chunk and noted is None
 
 
 def test_uncarried_output_notes_every_uncarried_item_with_its_position() -> None:
     output = [{"type": "web_search_call"}, {"type": "message"}, {"type": "image_generation_call"},
               {"type": "web_search_call"}]
-    error, noted = call("uncarried_output", output, carried=["message"], answered=True)
+    error, noted = call("uncarried_output", output, carried=["message"], answers=["message"])
     assert error is None
     assert noted == ["output[0]:web_search_call", "output[2]:image_generation_call",
                      "output[3]:web_search_call"]
@@ -80,7 +82,7 @@ def test_uncarried_output_notes_every_uncarried_item_with_its_position() -> None
 
 def test_uncarried_output_names_each_type_once_in_its_error() -> None:
     output = [{"type": "mcp_list_tools"}, {"type": "mcp_list_tools"}, {"type": "shell_call"}]
-    error, _ = call("uncarried_output", output, carried=["message"], answered=[])
+    error, _ = call("uncarried_output", output, carried=["message"], answers=["message"])
     assert "(mcp_list_tools, shell_call)" in error["message"]
     assert error["code"] == "bad_upstream_response"
 
@@ -94,7 +96,7 @@ def test_chat_annotations_note_citations_chat_cannot_hold() -> None:
     assert noted == ["output[0].content[0].annotations[1]:file_citation"]
 
 
-# -- stream.frame ---------------------------------------------------------------------------------
+# -- prepare: rules run on a whole document or frame first ----------------------------------------
 
 
 def chunk(payload: dict) -> bytes:
@@ -102,12 +104,12 @@ def chunk(payload: dict) -> bytes:
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
-def test_a_frame_rule_without_a_value_skips_the_frame(tmp_path: Path) -> None:
+def test_a_stream_prepare_rule_without_a_value_skips_the_frame(tmp_path: Path) -> None:
     overlay = tmp_path / "only-choice-zero.yaml"
     overlay.write_text(
         "format: mapper/1\nid: only-choice-zero\nversion: 1.0.0\n"
         "extends: {mapping: openai-chat, version: '^1'}\n"
-        "stream:\n  frame: {when: \"choices[?index == `0`] || usage\", from: '@'}\n")
+        "stream:\n  prepare: {when: \"choices[?index == `0`] || usage\", from: '@'}\n")
     mapping = load_mapping("openai-chat", overlays=[str(overlay)])
     session = StreamSession(mapping, request={"model": "m", "input": "hi", "stream": True},
                             ctx=deterministic_context())
@@ -115,3 +117,24 @@ def test_a_frame_rule_without_a_value_skips_the_frame(tmp_path: Path) -> None:
     assert not session.started  # a skipped frame is as if it never came
     assert b"response.output_text.delta" in session.feed(
         chunk({"choices": [{"index": 0, "delta": {"content": "a"}}]}))
+
+
+def overlay(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "overlay.yaml"
+    path.write_text("format: mapper/1\nid: overlay\nversion: 1.0.0\n"
+                    "extends: {mapping: openai-chat, version: '^1'}\n" + body)
+    return str(path)
+
+
+def test_a_document_prepare_rule_replaces_what_the_fields_and_root_read(tmp_path: Path) -> None:
+    # an error body nested one level deeper, as a gateway might wrap it
+    mapping = load_mapping("openai-chat", overlays=[overlay(tmp_path, "error:\n  prepare: upstream\n")])
+    body = {"upstream": {"error": {"message": "slow down", "type": "rate_limit_error"}}}
+    converted = mapping.convert_error(body, status=429)
+    assert converted["error"]["message"] == "slow down"
+
+
+def test_a_document_prepare_rule_without_an_object_is_a_conversion_error(tmp_path: Path) -> None:
+    mapping = load_mapping("openai-chat", overlays=[overlay(tmp_path, "response:\n  prepare: missing\n")])
+    with pytest.raises(ConversionError, match="prepare rule gave no object"):
+        mapping.convert_response({"choices": []}, request={"model": "m", "input": "x"})

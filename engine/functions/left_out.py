@@ -10,6 +10,8 @@ turn an answer with nothing left to read into an error instead of an empty succe
 
 from __future__ import annotations
 
+import functools
+
 from ..context import Context
 from ..errors import ConversionError, UpstreamError
 from ..types import Json
@@ -31,92 +33,80 @@ def _index(choice: Json, position: int) -> Json:
     return position if index is None else index
 
 
-@register("choice_zero", examples=[
-    Example(given=[{"index": 0, "message": {"content": "a"}}],
-            expect={"index": 0, "message": {"content": "a"}}),
-    Example(given=[{"index": 1, "message": {"content": "b"}}, {"index": 0, "message": {"content": "a"}}],
-            expect={"index": 0, "message": {"content": "a"}}),
-    Example(given=[{"message": {"content": "a"}}], expect={"message": {"content": "a"}}),
-    Example(given=[], expect=None),
-    Example(given=[{"index": 1, "message": {"content": "b"}}], raises="ConversionError"),
-])
-def choice_zero(choices: Json, ctx: Context) -> Json:
-    """The choice with index 0 of a chat answer; every other choice is noted as left out.
-
-    A Response holds one answer, and the choice with index 0 is the one an upstream that honours
-    ``n=1`` would have sent, wherever it stands in the list. An answer whose choices all have other
-    indexes has none to give, which is an error rather than an empty answer.
-    """
-    if choices.__class__ is not list:
-        return None
-    found = None
-    for position, choice in enumerate(choices):
-        index = _index(choice, position)
-        if index == 0 and found is None:
-            found = choice
-        else:
-            ctx.leave_out(f"choices[{index}]")
-    if found is None and choices:
-        raise ConversionError("the upstream's answer has no choice with index 0, the only one a "
-                              "Response can hold")
-    return found
-
-
-@register("choice_zero_chunk", examples=[
+@register("only_choice_zero", examples=[
     Example(given={"choices": [{"index": 0, "delta": {"content": "a"}}]},
             expect={"choices": [{"index": 0, "delta": {"content": "a"}}]}),
-    Example(given={"id": "c", "choices": [{"index": 1, "delta": {"content": "b"}}]},
-            expect={"id": "c", "choices": []}),
-    Example(given={"choices": [{"index": 0, "delta": {"content": "a"}},
-                               {"index": 1, "delta": {"content": "b"}}]},
-            expect={"choices": [{"index": 0, "delta": {"content": "a"}}]}),
+    Example(given={"id": "c", "choices": [{"index": 1, "message": {"content": "b"}},
+                                          {"index": 0, "message": {"content": "a"}}]},
+            expect={"id": "c", "choices": [{"index": 0, "message": {"content": "a"}}]}),
+    Example(given={"choices": [{"message": {"content": "a"}}, {"message": {"content": "b"}}]},
+            expect={"choices": [{"message": {"content": "a"}}]}),
+    Example(given={"choices": [{"index": 1, "delta": {"content": "b"}}]}, expect={"choices": []}),
+    Example(given={"choices": [{"index": 1, "message": {"content": "b"}}]}, args={"required": True},
+            raises="ConversionError"),
     Example(given={"choices": [], "usage": {"total_tokens": 3}},
             expect={"choices": [], "usage": {"total_tokens": 3}}),
 ])
-def choice_zero_chunk(chunk: Json, ctx: Context) -> Json:
-    """A chat stream chunk with only its choice 0; deltas of other choices are noted as left out.
+def only_choice_zero(document: Json, ctx: Context, required: Json = False) -> Json:
+    """A chat answer or stream chunk with only its choice 0; every other choice is noted as left out.
 
-    An upstream that ignores ``n`` interleaves its choices chunk by chunk, and each chunk's first
-    choice may be any of them; only choice 0 may feed a Response. The chunk itself is not changed.
+    A Response holds one answer, and the choice with index 0 is the one an upstream that honours
+    ``n=1`` would have sent, wherever it stands in the list (an upstream that ignores ``n``
+    interleaves its choices chunk by chunk, so any chunk's first choice may be another). A choice
+    without an index counts by its position. With ``required``, a document whose choices hold no
+    choice 0 is refused: it has no answer to give, and an empty one would stand in for it. The
+    document itself is not changed.
     """
-    choices = chunk.get("choices") if chunk.__class__ is dict else None
+    choices = document.get("choices") if document.__class__ is dict else None
     if choices.__class__ is not list or not choices:
-        return chunk
+        return document
     if len(choices) == 1 and _index(choices[0], 0) == 0:
-        return chunk  # the common case: one choice, choice 0
+        return document  # the common case: one choice, choice 0
     kept = []
     for position, choice in enumerate(choices):
         index = _index(choice, position)
-        if index == 0:
+        if index == 0 and not kept:
             kept.append(choice)
         else:
             ctx.leave_out(f"choices[{index}]")
-    return {**chunk, "choices": kept}
+    if required and not kept:
+        raise ConversionError("the upstream's answer has no choice with index 0, the only one a "
+                              "Response can hold", path=["choices"])
+    return {**document, "choices": kept}
 
 
 @register("uncarried_output", examples=[
-    Example(given=[{"type": "image_generation_call"}, {"type": "message"}],
-            args={"carried": ["message"], "answered": True}, expect=None),
-    Example(given=[{"type": "image_generation_call"}, {"type": "mcp_list_tools"}],
-            args={"carried": ["message"], "answered": False},
+    Example(given=[{"type": "image_generation_call"}, {"type": "message", "content": [
+        {"type": "output_text", "text": "Here."}]}],
+            args={"carried": ["message"], "answers": ["message"]}, expect=None),
+    Example(given=[{"type": "image_generation_call"}, {"type": "mcp_list_tools"},
+                   {"type": "message", "content": [{"type": "output_text", "text": ""}]}],
+            args={"carried": ["message"], "answers": ["message"]},
             expect={"code": "bad_upstream_response", "message": (
                 "the upstream answered only with output items that the client's API cannot carry "
                 "(image_generation_call, mcp_list_tools): they come from tools that run on the "
                 "upstream; call the upstream's own API to receive them")}),
-    Example(given=[{"type": "reasoning"}], args={"carried": ["message", "reasoning"], "answered": False},
+    Example(given=[{"type": "shell_call"}, {"type": "function_call", "name": "f"}],
+            args={"carried": ["function_call"], "answers": ["function_call"]}, expect=None),
+    Example(given=[{"type": "reasoning"}], args={"carried": ["reasoning"], "answers": []},
+            expect=None),
+    Example(given=[{"type": "web_search_call"}, {"type": "function_call"}],
+            args={"carried": "message function_call", "answers": "message function_call"},
             expect=None),
 ])
-def uncarried_output(output: Json, ctx: Context, carried: Json, answered: Json = False) -> Json:
-    """Note output items of types not ``carried`` as left out; an error naming them if nothing ``answered``.
+def uncarried_output(output: Json, ctx: Context, carried: Json, answers: Json = ()) -> Json:
+    """Note output items of types not ``carried`` as left out; an error naming them if nothing answers.
 
-    ``carried`` lists the item types the client's answer has a place for. When some item had to be
-    left out and ``answered`` says that no item holds anything the client can read (text, a
-    refusal, a tool call), the answer would be empty where the upstream gave content: the result is
+    ``carried`` lists the item types the client's answer has a place for, ``answers`` those that
+    hold something the client can read (each a list, or names in one string separated by spaces): an item of one of them with a ``content`` list needs a
+    text or refusal in it (an empty message is no answer); one without ``content`` (a tool call, or
+    a message a stream's terminal event lists bare) counts as it is. When some item had to be left
+    out and none answers, the answer would be empty where the upstream gave content: the result is
     then an error object (``code``, ``message``) for the mapping to raise or stream; otherwise None.
     """
     if output.__class__ is not list:
         return None
-    kept = carried if carried.__class__ is list else ()
+    kept = _types(carried)
     types: list[str] = []
     for position, item in enumerate(output):
         kind = item.get("type") if item.__class__ is dict else None
@@ -124,12 +114,39 @@ def uncarried_output(output: Json, ctx: Context, carried: Json, answered: Json =
             ctx.leave_out(f"output[{position}]:{kind}")
             if str(kind) not in types:
                 types.append(str(kind))
-    if not types or answered:
+    if not types or _answered(output, _types(answers)):
         return None
     return {"code": "bad_upstream_response", "message": (
         f"the upstream answered only with output items that the client's API cannot carry "
         f"({', '.join(types)}): they come from tools that run on the upstream; call the upstream's "
         "own API to receive them")}
+
+
+@functools.lru_cache(maxsize=64)
+def _type_set(names: str) -> frozenset[str]:
+    return frozenset(names.split())
+
+
+def _types(names: Json) -> frozenset[str] | list:
+    # a list, or the names in one string separated by spaces: a string literal reaches the
+    # function as it is, where a list literal is copied for every call
+    if names.__class__ is str:
+        return _type_set(names)
+    return names if names.__class__ is list else []
+
+
+def _answered(output: list, answers: Json) -> bool:
+    """Whether an item of an ``answers`` type holds something to read (see uncarried_output)."""
+    for item in output:
+        if item.__class__ is not dict or item.get("type") not in answers:
+            continue
+        content = item.get("content")
+        if content is None:
+            return True
+        for part in content if content.__class__ is list else ():
+            if part.__class__ is dict and (part.get("text") or part.get("refusal")):
+                return True
+    return False
 
 
 @register("raise_upstream_error", examples=[
