@@ -8,17 +8,16 @@ empty success.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from typing import Any, AsyncIterator
+from typing import Any, AsyncContextManager
 
 import httpx
 import pytest
 
-from mapper.engine import deterministic_context
-from mapper.engine.proxy import ProxyApp, ServeOptions, build_config
+from mapper.engine.proxy import ServeOptions, build_config
 from mapper.engine.proxy.logs import JsonLines
+from support.asgi_proxy import in_process
 from support.chat_invariants import check_chat_stream
 from support.fake_upstream import FakeUpstream
 from support.responses_invariants import check_responses_stream
@@ -29,17 +28,9 @@ from support.upstream_replies import json_reply, sse_reply
 pytestmark = pytest.mark.anyio
 
 
-@contextlib.asynccontextmanager
-async def proxy(fake: FakeUpstream, mapping: str, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
-    config = build_config(ServeOptions(mapping=mapping, upstream=fake.base_url,
-                                       options=options), env={})
-    app = ProxyApp(config, new_context=deterministic_context)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://proxy", timeout=10) as client:
-            yield client
-    finally:
-        await app.aclose()
+def proxy(fake: FakeUpstream, mapping: str, **options: Any) -> AsyncContextManager[httpx.AsyncClient]:
+    return in_process(build_config(ServeOptions(mapping=mapping, upstream=fake.base_url,
+                                                options=options), env={}))
 
 
 def logged(caplog: Any) -> list[dict[str, Any]]:
