@@ -2,14 +2,10 @@
 
 Rules are pure: anything that is not the payload itself arrives here. The clock and the id factory are
 injected so that tests (and ``mapper convert --deterministic``) produce the same output every run.
+A conversion also reports here what it left out on purpose (``left_out``).
 ``$name`` paths in a mapping read these fields: ``$request`` is the client's original request (a
 Response echoes its parameters), ``$root`` the whole document being converted, ``$status`` the HTTP
 status of an upstream error, ``$options`` the mapping's options and ``$state`` a stream's state.
-
-A conversion that leaves part of its input out on purpose (a second choice the client API cannot
-hold, an output item the client API has no field for) says so in ``left_out``, through functions
-that call ``Context.leave_out``; the proxy names those parts in its ``x-mapper-dropped`` header and
-its log line, so nothing is lost without a word.
 """
 
 from __future__ import annotations
@@ -72,21 +68,23 @@ class Context:
     status: int | None = None
     options: Mapping[str, Json] | None = None  # set by the Mapping that runs the conversion
     state: Json = None
-    # what this conversion left out on purpose, as paths into its input (``choices[1]``); None
-    # until something is, so the common case allocates nothing
-    left_out: list[str] | None = None
+    # what the conversion left out on purpose, as (what, why) pairs: a tool the upstream cannot
+    # run, a field newer than the mapping, a second choice. Not an error; the proxy logs it and
+    # names it in the x-mapper-dropped header, so nothing is lost without a word.
+    left_out: list[tuple[str, str]] | None = None
 
     def now(self) -> int:
         """Unix time in whole seconds, as the APIs report ``created``/``created_at``."""
         return int(self.clock())
 
-    def leave_out(self, what: str) -> None:
-        """Note that ``what`` (a path into the input) is left out of the output; once each."""
+    def leave_out(self, what: str, why: str) -> None:
+        """Record that ``what`` (``tools[web_search]``, ``choices[1]``) was left out, and why; once
+        each (a stream notes the same thing chunk after chunk)."""
         noted = self.left_out
         if noted is None:
-            self.left_out = [what]
-        elif what not in noted:
-            noted.append(what)
+            self.left_out = [(what, why)]
+        elif all(seen != what for seen, _ in noted):
+            noted.append((what, why))
 
 
 def deterministic_context(**overrides: Json) -> Context:

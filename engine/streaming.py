@@ -57,8 +57,8 @@ class StreamSession:
         return self.machine.state.get("usage")
 
     @property
-    def left_out(self) -> list[str]:
-        """The parts of the upstream stream the translation has left out so far (``choices[1]``)."""
+    def left_out(self) -> list[tuple[str, str]]:
+        """What the translation has left out so far, as (what, why) pairs (``choices[1]``)."""
         return self.machine.ctx.left_out or []
 
     @property

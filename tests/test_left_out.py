@@ -18,25 +18,25 @@ from mapper.engine.functions import REGISTRY
 from mapper.engine.streaming import StreamSession
 
 
+def names(ctx: Context) -> list[str] | None:
+    """What the context notes as left out, without the reasons (None when nothing is)."""
+    return None if ctx.left_out is None else [what for what, _ in ctx.left_out]
+
+
 def call(name: str, value: object, **args: object) -> tuple[object, list[str] | None]:
     ctx = deterministic_context()
-    return REGISTRY[name].call(value, ctx, **args), ctx.left_out
+    return REGISTRY[name].call(value, ctx, **args), names(ctx)
 
 
 def test_nothing_left_out_allocates_nothing() -> None:
     assert Context().left_out is None
 
 
-def test_leave_out_notes_each_part_once_in_order() -> None:
+def test_leave_out_notes_each_part_once_in_order_with_its_first_reason() -> None:
     ctx = Context()
-    for what in ("choices[2]", "choices[1]", "choices[2]"):
-        ctx.leave_out(what)
-    assert ctx.left_out == ["choices[2]", "choices[1]"]
-
-
-def test_leave_out_function_notes_its_name_and_gives_no_value() -> None:
-    assert call("leave_out", "thinking", what="messages[].reasoning_content") == (
-        None, ["messages[].reasoning_content"])
+    for what, why in (("choices[2]", "a"), ("choices[1]", "b"), ("choices[2]", "c")):
+        ctx.leave_out(what, why)
+    assert ctx.left_out == [("choices[2]", "a"), ("choices[1]", "b")]
 
 
 def test_only_choice_zero_notes_the_other_choices_by_index() -> None:
@@ -62,7 +62,7 @@ def test_only_choice_zero_required_notes_and_refuses_an_answer_without_one() -> 
     with pytest.raises(ConversionError) as caught:
         REGISTRY["only_choice_zero"].call({"choices": [{"index": 3}]}, ctx, required=True)
     assert caught.value.json_path == "choices"
-    assert ctx.left_out == ["choices[3]"]
+    assert names(ctx) == ["choices[3]"]
 
 
 def test_only_choice_zero_returns_the_same_object_for_one_choice_zero() -> None:
@@ -71,13 +71,12 @@ def test_only_choice_zero_returns_the_same_object_for_one_choice_zero() -> None:
     assert kept is chunk and noted is None
 
 
-def test_uncarried_output_notes_every_uncarried_item_with_its_position() -> None:
+def test_uncarried_output_notes_each_uncarried_item_type_once() -> None:
     output = [{"type": "web_search_call"}, {"type": "message"}, {"type": "image_generation_call"},
               {"type": "web_search_call"}]
     error, noted = call("uncarried_output", output, carried=["message"], answers=["message"])
     assert error is None
-    assert noted == ["output[0]:web_search_call", "output[2]:image_generation_call",
-                     "output[3]:web_search_call"]
+    assert noted == ["output[web_search_call]", "output[image_generation_call]"]
 
 
 def test_uncarried_output_names_each_type_once_in_its_error() -> None:
@@ -93,7 +92,7 @@ def test_chat_annotations_note_citations_chat_cannot_hold() -> None:
         {"type": "file_citation", "file_id": "file_1", "filename": "f.pdf", "index": 1}]}]}]
     annotations, noted = call("chat_annotations", output)
     assert [a["url_citation"]["url"] for a in annotations] == ["https://a.example/"]
-    assert noted == ["output[0].content[0].annotations[1]:file_citation"]
+    assert noted == ["annotations[file_citation]"]
 
 
 # -- prepare: rules run on a whole document or frame first ----------------------------------------

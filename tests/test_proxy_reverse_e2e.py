@@ -186,4 +186,4 @@ def test_a_web_search_returns_its_citations(client: openai.OpenAI, upstream: Fak
     annotation = completion.choices[0].message.annotations[0]
     assert (annotation.url_citation.url, annotation.url_citation.start_index,
             annotation.url_citation.end_index) == ("https://example.com/lyon", 0, 13)
-    assert raw.headers["x-mapper-dropped"] == "output[0]:web_search_call"
+    assert raw.headers["x-mapper-dropped"] == "output[web_search_call]"

@@ -111,7 +111,8 @@ def test_stream_fixture(path: Path, snapshot: Any) -> None:
 
     ctx = deterministic_context()
     whole = convert(mapping, [raw], request, ctx)
-    assert (ctx.left_out or []) == case.get("left_out", []), "what the conversion left out"
+    assert [what for what, _ in ctx.left_out or ()] == case.get("left_out", []), \
+        "what the conversion left out"
     # the same bytes however the upstream splits them
     assert convert(mapping, [raw[i:i + 1] for i in range(len(raw))], request) == whole
     for cut in range(1, len(raw)):

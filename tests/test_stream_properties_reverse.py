@@ -142,7 +142,7 @@ def test_generated_responses_streams_become_correct_chat_streams(data: Any) -> N
 
     ctx = deterministic_context()
     whole = convert([raw], request, ctx)
-    assert ctx.left_out == (["output[0]:image_generation_call"] if plan.image else None)
+    assert [what for what, _ in ctx.left_out or ()] == (["output[image_generation_call]"] if plan.image else [])
     assert convert(byte_pieces(data.draw, raw), request) == whole
     chunks = parse_sse_events(whole)
     summary = check_chat_stream(chunks, expect_usage=plan.usage)

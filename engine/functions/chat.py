@@ -160,18 +160,18 @@ def chat_annotations(output: Json, ctx: Context) -> Json:
         return None
     found: list[Json] = []
     offset = 0
-    for item_index, item in enumerate(output):
+    for item in output:
         if item.__class__ is not dict or item.get("type") != "message":
             continue
         content = item.get("content")
-        for part_index, part in enumerate(content if content.__class__ is list else ()):
+        for part in content if content.__class__ is list else ():
             if part.__class__ is not dict or part.get("type") != "output_text":
                 continue
             annotations = part.get("annotations")
-            for number, annotation in enumerate(annotations if annotations.__class__ is list else ()):
+            for annotation in annotations if annotations.__class__ is list else ():
                 kind = annotation.get("type") if annotation.__class__ is dict else None
                 if kind != "url_citation":
-                    ctx.leave_out(f"output[{item_index}].content[{part_index}].annotations[{number}]:{kind}")
+                    ctx.leave_out(f"annotations[{kind}]", "chat message annotations are URL citations only")
                     continue
                 found.append({"type": "url_citation", "url_citation": {
                     "url": annotation.get("url"), "title": annotation.get("title"),

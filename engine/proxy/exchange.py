@@ -10,10 +10,9 @@ the first byte can still be a real HTTP status:
 * a stream whose first frame is an error (``StreamSession.feed`` raises ``UpstreamError``): that
   error's status, not a 200 stream that fails at once (PEERS.md §C, items 9 and 19).
 
-What a conversion leaves out on purpose (request fields the mapping drops, a second choice, an
-output item the client API has no field for) is named in the ``x-mapper-dropped`` header while the
-headers can still change, and always in the request's log line (``report_left_out``): a stream's
-headers go out with its first event, so what it leaves out later is logged only.
+What the answer's conversion leaves out on purpose (a second choice, an output item the client API
+has no field for) joins what the request's left out (``LeftOut.announce``): named in the
+``x-mapper-dropped`` header while the headers can still change, and always in the log line.
 
 Once the first converted event has been sent the status is 200 and fixed, and a failure becomes
 an ``error`` event and then ``response.failed`` (``StreamSession.abort``): never a silent end. The
@@ -39,14 +38,14 @@ from ..errors import ConversionError, MapperError, StoreError, UpstreamError
 from ..streaming import StreamSession
 from ..types import Json, JsonObject
 from .http import SSE_HEADERS, Responder, error_body
+from .left_out import LeftOut
 from .logs import LOGGER, RequestLog, Redactor
 from .routes import Route
 from .upstream import ERROR_BODY_LIMIT, Reply, Upstream, passed_headers, redact_url
 
-__all__ = ["Call", "end_stream", "forward", "report_left_out"]
+__all__ = ["Call", "end_stream", "forward"]
 
 _SNIPPET = 200  # characters of an unusable upstream body quoted in a message
-DROPPED_HEADER = b"x-mapper-dropped"
 
 
 @dataclass(slots=True)
@@ -65,6 +64,12 @@ class Call:
     session: StreamSession | None = None  # set for streamed calls
     log_bodies: bool = False
     keep: Callable[[Json], Awaitable[None]] | None = None  # stores the final Response; once
+    left_out: LeftOut | None = None  # reports what the answer's conversion left out
+
+    def announce_left_out(self, left_out: list[tuple[str, str]] | None) -> None:
+        """What the answer's conversion left out: in the log line, and the header if not sent."""
+        if self.left_out is not None:
+            self.left_out.announce(self.route.name, left_out, self.log, self.respond)
 
 
 async def forward(call: Call, upstream: Upstream) -> None:
@@ -128,7 +133,7 @@ async def _complete(call: Call, reply: Reply) -> None:
         raise UpstreamError(f"the upstream's answer cannot be converted: {error}", status=502,
                             error_type="bad_upstream_response") from None
     finally:  # also named when nothing was left to answer with (a 502 that says which items)
-        report_left_out(call.log, call.respond, ctx.left_out)
+        call.announce_left_out(ctx.left_out)
     call.log.usage = response.get("usage")
     if call.log_bodies:
         call.log.bodies["response_body"] = call.redactor.json(response)
@@ -153,7 +158,7 @@ async def _stream(call: Call, session: StreamSession, reply: Reply) -> None:
                     return
                 if out:
                     if not respond.started:
-                        report_left_out(call.log, respond, session.left_out)
+                        call.announce_left_out(session.left_out)
                         await respond.start(200, headers)
                     if session.finished:  # stored before the client sees the terminal event
                         await _keep(call, session.response)
@@ -220,19 +225,8 @@ async def _refuse_stream(call: Call, error: UpstreamError, reply: Reply) -> None
     await call.respond.json(status, body, passed_headers(reply.headers))
 
 
-def report_left_out(log: RequestLog, respond: Responder, left_out: list[str] | None) -> None:
-    """Add what a conversion left out to the log line's ``dropped``, and name all of it in the
-    ``x-mapper-dropped`` header while the headers can still change."""
-    dropped = log.dropped
-    for what in left_out or ():
-        if what not in dropped:
-            dropped.append(what)
-    if dropped and not respond.started:
-        respond.set_header(DROPPED_HEADER, ",".join(dropped).encode())
-
-
 def _note_outcome(call: Call, session: StreamSession) -> None:
-    report_left_out(call.log, call.respond, session.left_out)
+    call.announce_left_out(session.left_out)
     call.log.usage = session.usage
     state = session.machine.state
     if state.get("status") == "failed" and isinstance(state.get("error"), dict):

@@ -1,11 +1,16 @@
-"""Functions for what a conversion leaves out: nothing goes missing without a word.
+"""Functions that say what a conversion did with a value it does not forward.
 
-Two APIs never hold exactly the same things. A chat upstream that ignores ``n`` answers with several
-choices, and a Response holds one answer; a Responses upstream may answer with output items (an
-image generation call, an MCP approval request) that a chat completion has no field for. These
-functions keep what the client's API can hold, note each part they leave out in the conversion's
-``Context.left_out`` (the proxy names them in its ``x-mapper-dropped`` header and its log line), and
-turn an answer with nothing left to read into an error instead of an empty success.
+A mapping that cannot carry a value says so: ``drop:`` with a reason for what is never forwarded
+whatever the request holds, ``reject:`` for a 400. ``leave_out`` is the third way, for a value a
+client sends that the upstream cannot use but that should not fail the request (a built-in tool
+offered to a chat model): the value goes nowhere, and the conversion records what and why
+(``Context.leave_out``), so the proxy can log it and name it in ``x-mapper-dropped``.
+
+The same goes for what an answer holds that the client's API has no place for. A chat upstream that
+ignores ``n`` answers with several choices, and a Response holds one (``only_choice_zero``); a
+Responses upstream may answer with output items (an image generation call, an MCP approval
+request) that a chat completion has no field for (``uncarried_output``). An answer with nothing
+left to read becomes an error (``raise_upstream_error``), never an empty success.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from .registry import Example, register
 
 
 @register("leave_out", examples=[
-    Example(given="earlier reasoning", args={"what": "messages[].reasoning_content"}, expect=None),
+    Example(given={"type": "web_search"}, args={"what": "tools[web_search]",
+                                                  "reason": "a chat upstream cannot run it"},
+            expect=None),
 ])
-def leave_out(value: Json, ctx: Context, what: Json) -> Json:
-    """Note that the value, named ``what``, is left out of the output on purpose; gives no value."""
-    ctx.leave_out(str(what))
+def leave_out(value: Json, ctx: Context, what: Json = None, reason: Json = None) -> Json:
+    """No value, and a note on the context of what was left out and why (for logs and headers)."""
+    ctx.leave_out(str(what), str(reason))
     return None
 
 
@@ -68,7 +75,8 @@ def only_choice_zero(document: Json, ctx: Context, required: Json = False) -> Js
         if index == 0 and not kept:
             kept.append(choice)
         else:
-            ctx.leave_out(f"choices[{index}]")
+            ctx.leave_out(f"choices[{index}]", "a Response holds one answer, the choice with index 0 "
+                                               "(the upstream ignored n)")
     if required and not kept:
         raise ConversionError("the upstream's answer has no choice with index 0, the only one a "
                               "Response can hold", path=["choices"])
@@ -108,12 +116,11 @@ def uncarried_output(output: Json, ctx: Context, carried: Json, answers: Json = 
         return None
     kept = _types(carried)
     types: list[str] = []
-    for position, item in enumerate(output):
+    for item in output:
         kind = item.get("type") if item.__class__ is dict else None
-        if kind not in kept:
-            ctx.leave_out(f"output[{position}]:{kind}")
-            if str(kind) not in types:
-                types.append(str(kind))
+        if kind not in kept and str(kind) not in types:
+            types.append(str(kind))
+            ctx.leave_out(f"output[{kind}]", "an output item the client's API has no place for")
     if not types or _answered(output, _types(answers)):
         return None
     return {"code": "bad_upstream_response", "message": (
