@@ -101,16 +101,22 @@ def only_choice_zero(document: Json, ctx: Context, required: Json = False) -> Js
     Example(given=[{"type": "web_search_call"}, {"type": "function_call"}],
             args={"carried": "message function_call", "answers": "message function_call"},
             expect=None),
+    Example(given=[{"type": ["odd"]}], args={"carried": "message", "answers": "message"},
+            expect={"code": "bad_upstream_response", "message": (
+                "the upstream answered only with output items that the client's API cannot carry "
+                "(['odd']): they come from tools that run on the upstream; call the upstream's own "
+                "API to receive them")}),
 ])
 def uncarried_output(output: Json, ctx: Context, carried: Json, answers: Json = ()) -> Json:
     """Note output items of types not ``carried`` as left out; an error naming them if nothing answers.
 
     ``carried`` lists the item types the client's answer has a place for, ``answers`` those that
-    hold something the client can read (each a list, or names in one string separated by spaces): an item of one of them with a ``content`` list needs a
-    text or refusal in it (an empty message is no answer); one without ``content`` (a tool call, or
-    a message a stream's terminal event lists bare) counts as it is. When some item had to be left
-    out and none answers, the answer would be empty where the upstream gave content: the result is
-    then an error object (``code``, ``message``) for the mapping to raise or stream; otherwise None.
+    hold something the client can read (each a list, or the names in one string separated by
+    spaces). An item of an ``answers`` type with a ``content`` list needs a text or refusal in it
+    (an empty message is no answer); one without ``content`` (a tool call, or a message a stream's
+    terminal event lists bare) counts as it is. When some item had to be left out and none
+    answers, the answer would be empty where the upstream gave content: the result is then an
+    error object (``code``, ``message``) for the mapping to raise or stream; otherwise None.
     """
     if output.__class__ is not list:
         return None
@@ -118,8 +124,9 @@ def uncarried_output(output: Json, ctx: Context, carried: Json, answers: Json = 
     types: list[str] = []
     for item in output:
         kind = item.get("type") if item.__class__ is dict else None
-        if kind not in kept and str(kind) not in types:
-            types.append(str(kind))
+        kind = kind if kind.__class__ is str else str(kind)  # an odd type is still named, as text
+        if kind not in kept and kind not in types:
+            types.append(kind)
             ctx.leave_out(f"output[{kind}]", "an output item the client's API has no place for")
     if not types or _answered(output, _types(answers)):
         return None
@@ -145,7 +152,8 @@ def _types(names: Json) -> frozenset[str] | list:
 def _answered(output: list, answers: Json) -> bool:
     """Whether an item of an ``answers`` type holds something to read (see uncarried_output)."""
     for item in output:
-        if item.__class__ is not dict or item.get("type") not in answers:
+        if item.__class__ is not dict or item.get("type").__class__ is not str \
+                or item["type"] not in answers:
             continue
         content = item.get("content")
         if content is None:

@@ -11,7 +11,7 @@ the first byte can still be a real HTTP status:
   error's status, not a 200 stream that fails at once (PEERS.md §C, items 9 and 19).
 
 What the answer's conversion leaves out on purpose (a second choice, an output item the client API
-has no field for) joins what the request's left out (``LeftOut.announce``): named in the
+has no field for) joins what the request's conversion left out (``LeftOut.announce``): named in the
 ``x-mapper-dropped`` header while the headers can still change, and always in the log line.
 
 Once the first converted event has been sent the status is 200 and fixed, and a failure becomes

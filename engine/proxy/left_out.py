@@ -51,7 +51,6 @@ class LeftOut:
                                                              "why": why}})
         return names
 
-
     def announce(self, route: str, left_out: list[tuple[str, str]] | None, log: RequestLog,
                  respond: Responder) -> None:
         """Add what a conversion left out to the log line's ``dropped`` (warned about once per
