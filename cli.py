@@ -162,14 +162,24 @@ def _convert_one(mapping: Mapping, kind: str, document: Any, request: Any, statu
                  ctx: Context, where: str = "") -> Any:
     try:
         if kind == "request":
-            return mapping.convert_request(document, ctx=ctx)
-        if kind == "response":
-            return mapping.convert_response(document, request=request, ctx=ctx)
-        return mapping.convert_error(document, status=status, ctx=ctx)
+            converted = mapping.convert_request(document, ctx=ctx)
+        elif kind == "response":
+            converted = mapping.convert_response(document, request=request, ctx=ctx)
+        else:
+            converted = mapping.convert_error(document, status=status, ctx=ctx)
     except MapperError as error:
         raise LineError(f"{where}{error}", error_body(error.message, "invalid_request_error",
                                                       getattr(error, "param", None),
                                                       getattr(error, "client_code", error.code))) from None
+    _note_left_out(ctx, where)
+    return converted
+
+
+def _note_left_out(ctx: Context, where: str = "") -> None:
+    """What the conversion left out on purpose, on stderr (the proxy's x-mapper-dropped)."""
+    if ctx.left_out:
+        names = ", ".join(what for what, _ in ctx.left_out)
+        click.echo(f"{where}note: left out {names}", err=True)
 
 
 def _convert_stream(mapping: Mapping, input_file: Any, request: Any, ctx: Context,
@@ -185,6 +195,7 @@ def _convert_stream(mapping: Mapping, input_file: Any, request: Any, ctx: Contex
                 out.write(piece.decode())
     except MapperError as error:
         raise click.ClickException(str(error)) from None
+    _note_left_out(ctx)
 
 
 def _chunks(stream: Any, size: int = 65536) -> Iterator[bytes]:

@@ -161,6 +161,14 @@ def _section(section: dict[str, Any], keys: tuple[str, ...], compiler: RuleCompi
     return compiler.compile_section(fields, where)
 
 
+def _prepare(section: dict[str, Any], compiler: RuleCompiler, rule_prefix: str) -> Rule | None:
+    """A section's ``prepare`` rule, run on the whole document before its fields read it."""
+    if section.get("prepare") is None:
+        return None
+    where = Where(None, None, f"{rule_prefix}.prepare").inside(section, "prepare")
+    return compiler.compile(section["prepare"], where)
+
+
 def _request(spec: dict[str, Any], compiler: RuleCompiler, maps: dict[str, Any]) -> Document | None:
     section = spec.get("request")
     if not section:
@@ -179,7 +187,8 @@ def _request(spec: dict[str, Any], compiler: RuleCompiler, maps: dict[str, Any])
     passthrough = tuple(section.get("passthrough") or ())
     known = frozenset(reads) | frozenset(drops) | frozenset(passthrough) | {r.field for r in rejects}
     return Document(build=build, rejects=tuple(rejects), known=known,
-                    passthrough=passthrough, drops=drops, reads=frozenset(reads))
+                    passthrough=passthrough, drops=drops, reads=frozenset(reads),
+                    prepare=_prepare(section, compiler, "request"))
 
 
 def _response(spec: dict[str, Any], compiler: RuleCompiler, maps: dict[str, Any]) -> Document | None:
@@ -195,11 +204,13 @@ def _response(spec: dict[str, Any], compiler: RuleCompiler, maps: dict[str, Any]
     reads = document_reads(section.get("fields") or {}, maps) - {WHOLE}
     drops = tuple(section.get("drop") or ())
     return Document(build=build, drops=drops, reads=frozenset(reads),
-                    known=frozenset(reads) | frozenset(drops))
+                    known=frozenset(reads) | frozenset(drops),
+                    prepare=_prepare(section, compiler, "response"))
 
 
 def _error(spec: dict[str, Any], compiler: RuleCompiler, maps: dict[str, Any]) -> Document | None:
     section = spec.get("error")
     if not section:
         return None
-    return Document(build=_section(section, ("fields",), compiler, "error"))
+    return Document(build=_section(section, ("fields",), compiler, "error"),
+                    prepare=_prepare(section, compiler, "error"))

@@ -72,8 +72,8 @@ class Context:
     tables: Mapping[str, Mapping[str, Json]] | None = None  # likewise
     state: Json = None
     # what the conversion left out on purpose, as (what, why) pairs: a tool the upstream cannot
-    # run, a field newer than the mapping. Not an error; the proxy logs it and names it in the
-    # x-mapper-dropped header, so nothing is lost without a word.
+    # run, a field newer than the mapping, a second choice. Not an error; the proxy logs it and
+    # names it in the x-mapper-dropped header, so nothing is lost without a word.
     left_out: list[tuple[str, str]] | None = None
 
     def now(self) -> int:
@@ -81,10 +81,13 @@ class Context:
         return int(self.clock())
 
     def leave_out(self, what: str, why: str) -> None:
-        """Record that ``what`` (``tools[web_search]``, ``client_metadata``) was left out, and why."""
-        if self.left_out is None:
-            self.left_out = []
-        self.left_out.append((what, why))
+        """Record that ``what`` (``tools[web_search]``, ``choices[1]``) was left out, and why; once
+        each (a stream notes the same thing chunk after chunk)."""
+        noted = self.left_out
+        if noted is None:
+            self.left_out = [(what, why)]
+        elif all(seen != what for seen, _ in noted):
+            noted.append((what, why))
 
 
 def deterministic_context(**overrides: Json) -> Context:

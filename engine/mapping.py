@@ -44,6 +44,18 @@ class Document:
     passthrough: tuple[str, ...] = ()
     drops: tuple[str, ...] = ()
     reads: frozenset[str] = frozenset()
+    # a rule run on the whole document before anything reads it (``prepare:``); its value
+    # replaces the document
+    prepare: Rule | None = None
+
+    def prepared(self, body: JsonObject, ctx: Context) -> JsonObject:
+        """``body`` as the section's ``prepare`` rule leaves it (the body itself without one)."""
+        if self.prepare is None:
+            return body
+        prepared = self.prepare(body, ctx)
+        if prepared.__class__ is not dict:
+            raise ConversionError("the document's prepare rule gave no object")
+        return prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +108,8 @@ class Mapping:
             ctx = Context(options=self.options, tables=self.tables, root=body, request=body)
         else:
             ctx.options, ctx.tables, ctx.root, ctx.request = self.options, self.tables, body, body
+        if document.prepare is not None:
+            body = ctx.root = document.prepared(body, ctx)
         known = document.known
         for key in body:
             if key not in known:
@@ -147,6 +161,8 @@ class Mapping:
             ctx = Context(options=self.options, tables=self.tables, root=body, request=request)
         else:
             ctx.options, ctx.tables, ctx.root, ctx.request = self.options, self.tables, body, request
+        if document.prepare is not None:
+            body = ctx.root = document.prepared(body, ctx)
         return document.build(body, ctx)
 
     def convert_error(self, body: Json, *, status: int, ctx: Context | None = None) -> JsonObject:
@@ -160,6 +176,8 @@ class Mapping:
             ctx = Context(options=self.options, tables=self.tables, root=body, status=status)
         else:
             ctx.options, ctx.tables, ctx.root, ctx.status = self.options, self.tables, body, status
+        if document.prepare is not None:
+            body = ctx.root = document.prepared(body, ctx)
         return document.build(body, ctx)
 
     # -- streams --------------------------------------------------------------------------------

@@ -98,12 +98,16 @@ class StreamMachine:
         ctx = self.ctx
         if chunk.__class__ is not dict:
             return self._failed(f"upstream frame is not a JSON object: {str(chunk)[:200]}")
-        self._capture(chunk)
-        if spec.dispatch is not None:
-            handler = spec.handlers.get(spec.dispatch(chunk, ctx), spec.default_handler)
-        else:
-            handler = spec.default_handler
         try:
+            if spec.prepare is not None:
+                chunk = spec.prepare(chunk, ctx)
+                if chunk.__class__ is not dict:
+                    return out  # nothing in this frame is for this stream
+            self._capture(chunk)
+            if spec.dispatch is not None:
+                handler = spec.handlers.get(spec.dispatch(chunk, ctx), spec.default_handler)
+            else:
+                handler = spec.default_handler
             handler(chunk, ctx, self)
         except StreamError as error:
             return self._failed(error.message)

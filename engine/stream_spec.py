@@ -12,6 +12,9 @@ The section has two halves. The *declarative* half says what to read and what to
   events written when an item or part opens, takes a delta and closes, and the finished ``item``.
 * ``start``/``end``/``fail``: the stream-level events; ``response`` and ``outcome`` build the state
   they read; ``envelope`` holds fields stamped on every event (a chat chunk's id and model).
+* ``prepare``: a rule run on each upstream frame before anything reads it; its value replaces the
+  frame (no value skips it). A chat upstream that ignores ``n`` sends several choices, and the
+  rules read ``choices[0]``: this is where the frame keeps only the choice they may read.
 
 The *lifecycle* half is not configurable, on purpose: the runtime (``engine.stream``) owns when an
 item opens and closes, the dense indexes, the sequence numbers and the terminal event, so that no
@@ -85,6 +88,7 @@ class StreamSpec:
     end: tuple[EventRule, ...]
     fail: tuple[EventRule, ...]
     envelope: Rule | None = None
+    prepare: Rule | None = None  # rewrites each upstream frame before capture and rules see it
 
 
 def compile_stream(spec: dict[str, Any], compiler: RuleCompiler) -> StreamSpec:
@@ -135,6 +139,8 @@ def compile_stream(spec: dict[str, Any], compiler: RuleCompiler) -> StreamSpec:
         end=events(section.get("end"), "end"),
         fail=events(section.get("fail"), "fail"),
         envelope=envelope,
+        prepare=compiler.compile(section["prepare"], where("prepare", section, "prepare"))
+        if section.get("prepare") is not None else None,
     )
 
 

@@ -66,6 +66,11 @@ class StreamSession:
         return None
 
     @property
+    def left_out(self) -> list[tuple[str, str]]:
+        """What the translation has left out so far, as (what, why) pairs (``choices[1]``)."""
+        return self.machine.ctx.left_out or []
+
+    @property
     def response(self) -> Json:
         """The Response object the terminal event carried, once finished; None before.
 

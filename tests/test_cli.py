@@ -48,6 +48,16 @@ def test_convert_response_echoes_the_request(tmp_path: Path) -> None:
     assert response["output"][0]["content"][0]["text"] == "hello"
 
 
+def test_convert_notes_what_it_left_out_on_stderr(tmp_path: Path) -> None:
+    second = {"index": 1, "finish_reason": "stop", "message": {"role": "assistant", "content": "bye"}}
+    answer = {**CHAT_RESPONSE, "choices": [*CHAT_RESPONSE["choices"], second]}
+    result = CliRunner().invoke(main, ["convert", "-m", "openai-chat", "-k", "response", "--compact"],
+                                input=json.dumps(answer))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["output"][0]["content"][0]["text"] == "hello"
+    assert result.stderr == "note: left out choices[1]\n"
+
+
 def test_convert_error_with_status() -> None:
     result = invoke("convert", "-m", "openai-chat", "-k", "error", "--status", "429",
                     "--compact", stdin='{"detail": "slow down"}')

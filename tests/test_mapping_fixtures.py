@@ -4,11 +4,13 @@ A case holds an ``input`` and either
 * ``expect``: JMESPath expressions over the output and the values they must give (the semantic
   check), plus a JSON snapshot of the whole output, which must also validate against the OpenAI
   schema for what it is; or
-* ``error``: the error class, the input path and a fragment of the message a bad input must give
-  (and, optionally, the id of the rule that must report it).
+* ``error``: the error class, the input path (none for an ``UpstreamError``, which has a
+  ``status`` instead) and a fragment of the message a bad input must give (and, optionally, the id
+  of the rule that must report it).
 
 ``options`` sets mapping options for the case. ``left_out`` lists what the conversion must report
-as left out on purpose (``Context.left_out``); a converting case without it must leave nothing out.
+as left out on purpose (``Context.left_out``), also before an error; a case without it must leave
+nothing out.
 
 A snapshot alone proves nothing, so every case that converts has ``expect`` assertions too.
 ``MAPPER_CASE=tests/mappings/openai-chat/request/stream.yaml pytest tests/test_mapping_fixtures.py``
@@ -100,19 +102,23 @@ def test_fixture(path: Path, snapshot: Any) -> None:
     kind = path.parent.name
     assert case.get("description"), "every case says what it shows"
     ctx = deterministic_context()
-
     if "error" in case:
         expected = case["error"]
         with pytest.raises(getattr(errors, expected["class"])) as caught:
             _convert(mapping, kind, case, ctx)
-        assert caught.value.json_path == expected["path"]
+        assert getattr(caught.value, "json_path", None) == expected.get("path")
         assert expected["contains"] in caught.value.message
         if "rule" in expected:
             assert caught.value.rule == expected["rule"]
+        if "status" in expected:
+            assert caught.value.status == expected["status"]
+        assert [what for what, _ in ctx.left_out or ()] == case.get("left_out", []), \
+            "what the conversion left out"
         return
 
     output = _convert(mapping, kind, case, ctx)
-    assert [what for what, _ in ctx.left_out or ()] == case.get("left_out", [])
+    assert [what for what, _ in ctx.left_out or ()] == case.get("left_out", []), \
+        "what the conversion left out"
     assert_plain_json(output)
     assert_valid(_output_schema(mapping, kind), output)
     assert case.get("expect"), "a converting case needs semantic assertions, not just a snapshot"

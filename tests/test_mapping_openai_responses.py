@@ -45,8 +45,13 @@ def default() -> Any:
 
 
 @pytest.fixture(scope="module")
-def with_reasoning() -> Any:
-    return load_mapping("openai-responses", options={"reasoning_content": True})
+def with_reasoning(default: Any) -> Any:
+    return default  # reasoning_content is on by default
+
+
+@pytest.fixture(scope="module")
+def without_reasoning() -> Any:
+    return load_mapping("openai-responses", options={"reasoning_content": False})
 
 
 def convert(mapping: Any, body: dict[str, Any], request: dict[str, Any] = REQUEST) -> dict[str, Any]:
@@ -58,8 +63,13 @@ def convert(mapping: Any, body: dict[str, Any], request: dict[str, Any] = REQUES
 # -- reasoning_content ------------------------------------------------------------------------
 
 
-def test_reasoning_content_is_off_by_default(default: Any) -> None:
+def test_reasoning_content_is_on_by_default(default: Any) -> None:
     converted = convert(default, response(reasoning(["thinking"]), message("4")))
+    assert converted["choices"][0]["message"]["reasoning_content"] == "thinking"
+
+
+def test_reasoning_content_can_be_turned_off(without_reasoning: Any) -> None:
+    converted = convert(without_reasoning, response(reasoning(["thinking"]), message("4")))
     assert "reasoning_content" not in converted["choices"][0]["message"]
 
 

@@ -8,19 +8,18 @@ mapper itself fails.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from typing import Any, AsyncIterator
+from typing import Any, AsyncContextManager
 
 import httpx
 import orjson
 import pytest
 
-from mapper.engine import deterministic_context
-from mapper.engine.proxy import ProxyApp, ProxyConfig, ServeOptions, build_config
+from mapper.engine.proxy import ProxyConfig, ServeOptions, build_config
 from mapper.engine.proxy.logs import JsonLines
 from mapper.engine.proxy.upstream import Upstream
+from support.asgi_proxy import in_process
 from support.fake_upstream import FakeUpstream
 from support.responses_invariants import check_responses_stream
 from support.schemas import assert_valid
@@ -36,15 +35,8 @@ def flags(fake: FakeUpstream, env: dict[str, str] | None = None, **options: Any)
     return build_config(ServeOptions(**options), env=env or {})
 
 
-@contextlib.asynccontextmanager
-async def proxy(config: ProxyConfig, upstream: Upstream | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    app = ProxyApp(config, upstream=upstream, new_context=deterministic_context)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://proxy", timeout=10) as client:
-            yield client
-    finally:
-        await app.aclose()
+def proxy(config: ProxyConfig, upstream: Upstream | None = None) -> AsyncContextManager[httpx.AsyncClient]:
+    return in_process(config, upstream)
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from mapper.engine.context import Context
 from mapper.engine.proxy import ServeOptions, build_config
 from support.fake_upstream import FakeUpstream
 from support.proxy_server import ProxyServer
-from support.upstream_replies import error_reply, sse_reply
+from support.upstream_replies import error_reply, json_reply, sse_reply
 
 TOOLS = [{"type": "function", "function": {
     "name": name, "description": f"{name} for a city",
@@ -161,3 +161,29 @@ def test_a_refused_field_names_the_param(client: openai.OpenAI, upstream: FakeUp
                                        messages=[{"role": "user", "content": "x"}])
     assert caught.value.param == "stop"
     assert upstream.requests == []  # refused before anything reached the upstream
+
+
+def test_a_web_search_returns_its_citations(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    """web_search_options becomes the web_search tool; the citation comes back as an annotation."""
+    text = "Rain in Lyon today."
+    citation = {"type": "url_citation", "url": "https://example.com/lyon", "title": "Lyon weather",
+                "start_index": 0, "end_index": 13}
+    upstream.expect("/v1/responses", json_reply({
+        "id": "resp_1", "object": "response", "created_at": 1, "status": "completed",
+        "model": "fake-model", "output": [
+            {"id": "ws_1", "type": "web_search_call", "status": "completed",
+             "action": {"type": "search", "query": "Lyon weather"}},
+            {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+             "content": [{"type": "output_text", "text": text, "annotations": [citation],
+                          "logprobs": []}]}]}))
+    raw = client.chat.completions.with_raw_response.create(
+        model="fake-model", messages=[{"role": "user", "content": "weather in Lyon?"}],
+        web_search_options={"search_context_size": "low",
+                            "user_location": {"type": "approximate", "approximate": {"city": "Lyon"}}})
+    completion = raw.parse()
+    assert upstream.last_json["tools"] == [{"type": "web_search", "search_context_size": "low",
+                                           "user_location": {"type": "approximate", "city": "Lyon"}}]
+    annotation = completion.choices[0].message.annotations[0]
+    assert (annotation.url_citation.url, annotation.url_citation.start_index,
+            annotation.url_citation.end_index) == ("https://example.com/lyon", 0, 13)
+    assert raw.headers["x-mapper-dropped"] == "output[web_search_call]"

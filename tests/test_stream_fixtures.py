@@ -8,6 +8,7 @@ For every case the converted stream must:
 * be accepted by the official ``openai`` SDK's stream accumulator, whose final response must equal
   the terminal event's (or, for incomplete and failed streams, end the way the SDK documents);
 * satisfy the case's ``expect`` JMESPath assertions over ``{types, events, response}``;
+* note as left out exactly the parts of the upstream stream the case lists in ``left_out``;
 * match its snapshot.
 
 A case gives ``chunks`` (chat chunks for the openai-chat mapping; objects get a default chat-chunk
@@ -83,8 +84,9 @@ def upstream_bytes(case: dict[str, Any]) -> bytes:
     return b"".join(frames)
 
 
-def convert(mapping: Any, pieces: list[bytes], request: dict[str, Any]) -> bytes:
-    return b"".join(translate_stream(mapping, pieces, request=request, ctx=deterministic_context()))
+def convert(mapping: Any, pieces: list[bytes], request: dict[str, Any], ctx: Any = None) -> bytes:
+    ctx = ctx if ctx is not None else deterministic_context()
+    return b"".join(translate_stream(mapping, pieces, request=request, ctx=ctx))
 
 
 def summary(events: list[Any]) -> dict[str, Any]:
@@ -107,7 +109,10 @@ def test_stream_fixture(path: Path, snapshot: Any) -> None:
     request = case.get("request", DEFAULT_REQUESTS[mapping.from_api])
     raw = upstream_bytes(case)
 
-    whole = convert(mapping, [raw], request)
+    ctx = deterministic_context()
+    whole = convert(mapping, [raw], request, ctx)
+    assert [what for what, _ in ctx.left_out or ()] == case.get("left_out", []), \
+        "what the conversion left out"
     # the same bytes however the upstream splits them
     assert convert(mapping, [raw[i:i + 1] for i in range(len(raw))], request) == whole
     for cut in range(1, len(raw)):
@@ -144,6 +149,10 @@ def _check_chat_with_sdk(body: bytes, scope: dict[str, Any], request: dict[str, 
     calls = [(c["id"], c["function"]["name"], c["function"]["arguments"])
              for c in message.get("tool_calls") or []]
     assert calls == [(c["id"], c["name"], c["arguments"]) for c in scope["tool_calls"]]
+    # citations (an annotation-only delta, as OpenAI's search models send them) reach the message
+    streamed = [annotation for chunk in scope["chunks"] for choice in chunk.get("choices") or []
+                for annotation in (choice.get("delta") or {}).get("annotations") or []]
+    assert (message.get("annotations") or []) == streamed
 
 
 def _check_with_sdk(body: bytes, events: list[Any], request: dict[str, Any]) -> None:

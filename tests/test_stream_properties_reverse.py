@@ -1,12 +1,13 @@
 """Property test, reverse direction: generated Responses event streams become correct chat streams.
 
-Hypothesis plans an answer (optional reasoning, message text, parallel function calls, a terminal
-event), renders the official event sequence with text and arguments cut into random deltas (or, for
+Hypothesis plans an answer (an optional image generation call, which chat cannot carry, optional
+reasoning, message text, parallel function calls, a terminal event), renders the official event sequence with text and arguments cut into random deltas (or, for
 some items, no deltas at all and only the ``.done`` event), and splits the SSE bytes at random. The
 chat stream must pass the chat invariant checker (one id, role first, tool-call indexes introduced in
 order with id and name, one finish, usage only when asked, ``[DONE]`` last), carry exactly the
 planned text and calls with the finish reason the terminal event implies, not depend on the splits,
-and be accepted by the official SDK's ``chat.completions.stream`` accumulator.
+and be accepted by the official SDK's ``chat.completions.stream`` accumulator. The image generation
+call is left out and noted as such; the reasoning arrives as ``reasoning_content`` (the default).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ MAPPING = load_mapping("openai-responses")
 
 @dataclass
 class Plan:
+    image: bool                    # an image_generation_call first: left out, and noted
     reasoning: str | None
     text: str | None
     calls: list[tuple[str, str, str]]
@@ -46,7 +48,7 @@ def plans(draw: Any) -> Plan:
     text = draw(st.none() | TEXT)
     if not text and not calls:
         text = "x"
-    return Plan(reasoning=draw(st.none() | TEXT), text=text, calls=calls,
+    return Plan(image=draw(st.booleans()), reasoning=draw(st.none() | TEXT), text=text, calls=calls,
                 skip_deltas=draw(st.booleans()),
                 terminal=draw(st.sampled_from(["completed", "max_output_tokens", "content_filter"])),
                 usage=draw(st.booleans()), done_marker=draw(st.booleans()))
@@ -58,6 +60,15 @@ def render(draw: Any, plan: Plan) -> list[dict[str, Any] | str]:
                                                   "status": "in_progress", "output": []}}]
     index = 0
     outputs: list[dict[str, Any]] = []
+    if plan.image:
+        item = {"id": "ig_1", "type": "image_generation_call", "status": "in_progress"}
+        done = {**item, "status": "completed", "result": "iVBORw0KGgo="}
+        events += [{"type": "response.output_item.added", "output_index": index, "item": item},
+                   {"type": "response.image_generation_call.partial_image", "output_index": index,
+                    "item_id": "ig_1", "partial_image_index": 0, "partial_image_b64": "iVBORw0KGgo="},
+                   {"type": "response.output_item.done", "output_index": index, "item": done}]
+        outputs.append(done)
+        index += 1
     if plan.reasoning:
         item = {"id": "rs_1", "type": "reasoning", "summary": []}
         events.append({"type": "response.output_item.added", "output_index": index, "item": item})
@@ -114,8 +125,9 @@ def sse(events: list[dict[str, Any] | str]) -> bytes:
                     for e in events)
 
 
-def convert(pieces: list[bytes], request: dict[str, Any]) -> bytes:
-    return b"".join(translate_stream(MAPPING, pieces, request=request, ctx=deterministic_context()))
+def convert(pieces: list[bytes], request: dict[str, Any], ctx: Any = None) -> bytes:
+    ctx = ctx if ctx is not None else deterministic_context()
+    return b"".join(translate_stream(MAPPING, pieces, request=request, ctx=ctx))
 
 
 @settings(max_examples=150, deadline=None, database=None,
@@ -128,14 +140,16 @@ def test_generated_responses_streams_become_correct_chat_streams(data: Any) -> N
     if plan.usage:
         request["stream_options"] = {"include_usage": True}
 
-    whole = convert([raw], request)
+    ctx = deterministic_context()
+    whole = convert([raw], request, ctx)
+    assert [what for what, _ in ctx.left_out or ()] == (["output[image_generation_call]"] if plan.image else [])
     assert convert(byte_pieces(data.draw, raw), request) == whole
     chunks = parse_sse_events(whole)
     summary = check_chat_stream(chunks, expect_usage=plan.usage)
 
     assert (summary["content"] or None) == plan.text
     assert [(c["id"], c["name"], c["arguments"]) for c in summary["tool_calls"]] == plan.calls
-    assert summary["reasoning"] is None  # reasoning_content is off by default
+    assert summary["reasoning"] == plan.reasoning  # reasoning_content is on by default
     expected_finish = {"max_output_tokens": "length", "content_filter": "content_filter"}.get(
         plan.terminal, "tool_calls" if plan.calls else "stop")
     assert summary["finish_reason"] == expected_finish

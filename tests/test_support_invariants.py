@@ -1,7 +1,7 @@
 """Tests for tests/support: the schema helpers, the SSE reader and the stream invariant checkers.
 
 The checkers judge every stream the suite emits, so they are tested harder than usual: each oracle
-sample must get its expected verdict, and every numbered rule (R1-R11, C1-C7) has at least one
+sample must get its expected verdict, and every numbered rule (R1-R11, C1-C8) has at least one
 hand-built stream that breaks it and must be caught with that rule's tag.
 """
 
@@ -626,6 +626,8 @@ CHAT_TOOLS = [
 ]
 CHAT_USAGE = [*CHAT_TEXT[:-1], _chunk(choices=[], usage=USAGE), DONE]
 ERROR_FRAME = {"error": {"message": "boom", "type": "server_error", "param": None, "code": None}}
+CITATION = {"type": "url_citation",
+            "url_citation": {"url": "https://example.com/", "title": "E", "start_index": 0, "end_index": 3}}
 
 
 def test_hand_built_valid_chat_streams() -> None:
@@ -644,6 +646,8 @@ def test_hand_built_valid_chat_streams() -> None:
     assert failed["error"]["message"] == "boom"
     check_chat_stream([*CHAT_TEXT[:2], ERROR_FRAME, DONE])
     check_chat_stream([*CHAT_TEXT[:3], _chunk({"content": "!"}, "length"), DONE])
+    cited = [*CHAT_TEXT[:3], _chunk({"annotations": [CITATION]}), *CHAT_TEXT[3:]]
+    assert check_chat_stream(cited)["annotations"] == [CITATION]
 
 
 def _replace(chunks: list[Any], index: int, chunk: Any) -> list[Any]:
@@ -713,6 +717,15 @@ BROKEN_CHAT: dict[str, tuple[str, str, Callable[[], list[Any]], dict[str, Any]]]
         "C7", 'only "[DONE]" may follow the error frame',
         lambda: [*CHAT_TEXT[:2], ERROR_FRAME, CHAT_TEXT[2], DONE], {},
     ),
+    "annotations_twice": (
+        "C8", "a second annotations delta",
+        lambda: [*CHAT_TEXT[:3], _chunk({"annotations": [CITATION]}), _chunk({"annotations": [CITATION]}),
+                 *CHAT_TEXT[3:]], {},
+    ),
+    "annotations_after_finish": (
+        "C8", "annotations after finish_reason 'stop'",
+        lambda: [*CHAT_TEXT[:4], _chunk({"annotations": [CITATION]}), DONE], {},
+    ),
 }
 
 
@@ -723,7 +736,7 @@ def test_hand_built_broken_chat_stream(name: str) -> None:
 
 
 def test_every_chat_rule_has_a_negative_case() -> None:
-    assert {rule for rule, _, _, _ in BROKEN_CHAT.values()} == {f"C{n}" for n in range(1, 8)}
+    assert {rule for rule, _, _, _ in BROKEN_CHAT.values()} == {f"C{n}" for n in range(1, 9)}
 
 
 # ------------------------------------------------------------------------------------------------

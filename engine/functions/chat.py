@@ -7,8 +7,9 @@ input needs each result typed after its call (``function_call_output`` for a fun
 look-behind over the whole history, so it is done here, once, before the mapping converts messages
 one at a time.
 
-The other function raises the error of a Response that did not finish: a chat completion has no
-way to carry a failed generation, so the client must get an error instead.
+The other functions raise the error of a Response that did not finish (a chat completion has no
+way to carry a failed generation, so the client must get an error instead), and turn a Response's
+citations into chat annotations, whose indexes count in the one text a chat message holds.
 """
 
 from __future__ import annotations
@@ -131,3 +132,55 @@ def raise_response_error(response: Json, ctx: Context, status: Json = 502,
     body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
     raise UpstreamError(f"the upstream response {state}: {message}", status=int(status),
                         body=body, error_type=str(error_type))
+
+
+@register("chat_annotations", examples=[
+    Example(
+        given=[{"type": "message", "content": [
+            {"type": "output_text", "text": "Hello. ", "annotations": []},
+            {"type": "output_text", "text": "News here.", "annotations": [
+                {"type": "url_citation", "url": "https://example.com/", "title": "Example",
+                 "start_index": 0, "end_index": 4}]}]}],
+        expect=[{"type": "url_citation", "url_citation": {
+            "url": "https://example.com/", "title": "Example", "start_index": 7, "end_index": 11}}]),
+    Example(given=[{"type": "message", "content": [{"type": "output_text", "text": "x", "annotations": [
+        {"type": "file_citation", "file_id": "file_1", "filename": "a.pdf", "index": 0}]}]}],
+        expect=None),
+    Example(given=[{"type": "reasoning", "summary": []}], expect=None),
+])
+def chat_annotations(output: Json, ctx: Context) -> Json:
+    """The url_citation annotations of a Response's output text, as a chat message's annotations.
+
+    A chat message holds one text: every output_text part of every message item, joined in order
+    (as ``content`` is built). A Responses annotation counts its indexes in its own part, so each
+    is moved by the length of the parts before it (in characters, as Python counts them). Chat
+    annotations are URL citations only; a citation of another type (a file's) is noted as left out.
+    """
+    if output.__class__ is not list:
+        return None
+    found: list[Json] = []
+    offset = 0
+    for item in output:
+        if item.__class__ is not dict or item.get("type") != "message":
+            continue
+        content = item.get("content")
+        for part in content if content.__class__ is list else ():
+            if part.__class__ is not dict or part.get("type") != "output_text":
+                continue
+            annotations = part.get("annotations")
+            for annotation in annotations if annotations.__class__ is list else ():
+                kind = annotation.get("type") if annotation.__class__ is dict else None
+                if kind != "url_citation":
+                    ctx.leave_out(f"annotations[{kind}]", "chat message annotations are URL citations only")
+                    continue
+                found.append({"type": "url_citation", "url_citation": {
+                    "url": annotation.get("url"), "title": annotation.get("title"),
+                    "start_index": _moved(annotation.get("start_index"), offset),
+                    "end_index": _moved(annotation.get("end_index"), offset)}})
+            text = part.get("text")
+            offset += len(text) if text.__class__ is str else 0
+    return found or None
+
+
+def _moved(index: Json, offset: int) -> Json:
+    return index + offset if index.__class__ is int else index

@@ -38,7 +38,7 @@ from .disconnect import run_until_disconnect
 from .exchange import Call, end_stream, forward
 from .http import (ClientGone, HttpError, Receive, Responder, Scope, Send, error_body, header,
                    read_body)
-from .left_out import LeftOut, dropped_header
+from .left_out import LeftOut
 from .logs import LOGGER, Redactor, RequestLog
 from .models import list_models
 from .stored import StoredResponses, Turn
@@ -215,12 +215,10 @@ class ProxyApp:
             url = route.url(log.upstream_model)
         except ValueError as error:  # the mapping's upstream_path names {model}, and there is none
             raise HttpError(400, error_body(str(error), "invalid_request_error", "model")) from None
+        # left out on purpose: a visible warning rather than a silent loss (the answer's
+        # conversion adds what it leaves out: engine.proxy.exchange)
         log.dropped = route.mapping.dropped_fields(request)
-        if ctx.left_out:
-            log.dropped += self.left_out.report(route.name, ctx.left_out)
-        if log.dropped:
-            # left out on purpose: a visible warning rather than a silent loss
-            respond.headers.append((b"x-mapper-dropped", dropped_header(log.dropped)))
+        self.left_out.announce(route.name, ctx.left_out, log, respond)
         if self.config.log_bodies:
             log.bodies["upstream_body"] = redactor.json(converted)
         headers = {"content-type": "application/json",
@@ -237,7 +235,7 @@ class ProxyApp:
         return Call(route=route, url=url, request=echo, payload=payload,
                     headers=headers, respond=respond, log=log, redactor=redactor,
                     new_context=self.new_context, session=session,
-                    log_bodies=self.config.log_bodies, keep=keep)
+                    log_bodies=self.config.log_bodies, keep=keep, left_out=self.left_out)
 
 
 def _allow(method: str, allowed: str) -> None:

@@ -10,6 +10,10 @@ the first byte can still be a real HTTP status:
 * a stream whose first frame is an error (``StreamSession.feed`` raises ``UpstreamError``): that
   error's status, not a 200 stream that fails at once (PEERS.md §C, items 9 and 19).
 
+What the answer's conversion leaves out on purpose (a second choice, an output item the client API
+has no field for) joins what the request's conversion left out (``LeftOut.announce``): named in the
+``x-mapper-dropped`` header while the headers can still change, and always in the log line.
+
 Once the first converted event has been sent the status is 200 and fixed, and a failure becomes
 an ``error`` event and then ``response.failed`` (``StreamSession.abort``): never a silent end. The
 upstream body is read with the idle timeout; leaving ``Upstream.open`` closes it, so a client
@@ -35,6 +39,7 @@ from ..mapping import Mapping
 from ..streaming import StreamSession
 from ..types import Json, JsonObject
 from .http import SSE_HEADERS, Responder, error_body
+from .left_out import LeftOut
 from .logs import LOGGER, RequestLog, Redactor
 from .routes import Route
 from .upstream import ERROR_BODY_LIMIT, Reply, Upstream, passed_headers, redact_url
@@ -60,6 +65,12 @@ class Call:
     session: StreamSession | None = None  # set for streamed calls
     log_bodies: bool = False
     keep: Callable[[Json], Awaitable[None]] | None = None  # stores the final Response; once
+    left_out: LeftOut | None = None  # reports what the answer's conversion left out
+
+    def announce_left_out(self, left_out: list[tuple[str, str]] | None) -> None:
+        """What the answer's conversion left out: in the log line, and the header if not sent."""
+        if self.left_out is not None:
+            self.left_out.announce(self.route.name, left_out, self.log, self.respond)
 
 
 async def forward(call: Call, upstream: Upstream) -> None:
@@ -116,12 +127,14 @@ async def _complete(call: Call, reply: Reply) -> None:
         # some providers answer an error with status 200
         await call.respond.json(502, _client_error(call, answer, 502), headers)
         return
+    ctx = call.new_context()
     try:
-        response = call.route.mapping.convert_response(answer, request=call.request,
-                                                       ctx=call.new_context())
+        response = call.route.mapping.convert_response(answer, request=call.request, ctx=ctx)
     except ConversionError as error:
         raise UpstreamError(f"the upstream's answer cannot be converted: {error}", status=502,
                             error_type="bad_upstream_response") from None
+    finally:  # also named when nothing was left to answer with (a 502 that says which items)
+        call.announce_left_out(ctx.left_out)
     call.log.usage = response.get("usage")
     if call.log_bodies:
         call.log.bodies["response_body"] = call.redactor.json(response)
@@ -146,6 +159,7 @@ async def _stream(call: Call, session: StreamSession, reply: Reply) -> None:
                     return
                 if out:
                     if not respond.started:
+                        call.announce_left_out(session.left_out)
                         await respond.start(200, headers)
                     if session.finished:  # stored before the client sees the terminal event
                         await _keep(call, session.response)
@@ -213,6 +227,7 @@ async def _refuse_stream(call: Call, error: UpstreamError, reply: Reply) -> None
 
 
 def _note_outcome(call: Call, session: StreamSession) -> None:
+    call.announce_left_out(session.left_out)
     call.log.usage = session.usage
     if session.error_message is not None:
         call.log.error = session.error_message

@@ -98,6 +98,11 @@ class Responder:
         self.finished = False
         self.first_byte_at: float | None = None
 
+    def set_header(self, name: bytes, value: bytes) -> None:
+        """Set a header of every response (replacing one of that name); only before ``start``."""
+        self.headers = [pair for pair in self.headers if pair[0] != name]
+        self.headers.append((name, value))
+
     async def json(self, status: int, body: Any, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
         """A whole JSON response."""
         payload = orjson.dumps(body)

@@ -6,6 +6,10 @@ That must not be silent. The client sees it in the ``x-mapper-dropped`` response
 such answer; the operator sees a warning in the log the first time each thing is left out on each
 route (once, not on every request, so that a busy proxy's log stays readable).
 
+The answer's conversion adds what it leaves out of the upstream's answer (a second choice, an
+output item the client API has no field for); a stream's headers leave with its first event, so what
+it leaves out after that is in the log line only.
+
 The names come from the client's request (a field name, a tool type), so they are cleaned before
 they go into a header, and the set of names already warned about is bounded: a client that sends
 ever new field names cannot grow it without end.
@@ -15,12 +19,14 @@ from __future__ import annotations
 
 import re
 
-from .logs import LOGGER
+from .http import Responder
+from .logs import LOGGER, RequestLog
 
 __all__ = ["LeftOut", "dropped_header"]
 
 MAX_WARNED = 4096  # distinct (route, name) pairs remembered; later ones are no longer warned about
 MAX_HEADER = 1024  # bytes of the x-mapper-dropped value
+DROPPED_HEADER = b"x-mapper-dropped"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\[\]\-]")
 
 
@@ -44,6 +50,17 @@ class LeftOut:
                 LOGGER.warning("left out", extra={"fields": {"route": route, "what": name,
                                                              "why": why}})
         return names
+
+    def announce(self, route: str, left_out: list[tuple[str, str]] | None, log: RequestLog,
+                 respond: Responder) -> None:
+        """Add what a conversion left out to the log line's ``dropped`` (warned about once per
+        route), and name all of it in ``x-mapper-dropped`` while the headers can still change."""
+        if left_out:
+            for name in self.report(route, left_out):
+                if name not in log.dropped:
+                    log.dropped.append(name)
+        if log.dropped and not respond.started:
+            respond.set_header(DROPPED_HEADER, dropped_header(log.dropped))
 
 
 def dropped_header(names: list[str]) -> bytes:

@@ -11,6 +11,9 @@
     C6  usage: when expected, exactly one usage chunk with `choices: []` after the finish; when not
         expected, none
     C7  "[DONE]" comes last, once; after an error frame only "[DONE]" may follow
+    C8  `delta.annotations` (URL citations, as OpenAI's search models stream them) comes at most once
+        per choice, before its finish_reason: openai-python's stream accumulator cannot merge a
+        second list (its entries carry no `index`) and raises
 
 The checker keeps, per choice, what the deltas added up to and where its finish_reason came. An error
 frame ends what the stream owes: no finish_reason, usage chunk or "[DONE]" is required after it.
@@ -29,13 +32,13 @@ Json = Any
 
 
 def check_chat_stream(chunks: list[Json], *, expect_usage: bool | None = None) -> dict[str, Json]:
-    """Assert every chat stream invariant (C1-C7) and return a summary of the stream.
+    """Assert every chat stream invariant (C1-C8) and return a summary of the stream.
 
     ``expect_usage``: True requires one trailing usage chunk (``stream_options.include_usage``),
     False forbids usage anywhere, None accepts at most one, well placed.
 
-    Returns ``{"content", "reasoning", "tool_calls", "finish_reason", "usage", "error"}`` for
-    choice 0, ``tool_calls`` as ``[{"id", "name", "arguments"}]``.
+    Returns ``{"content", "reasoning", "tool_calls", "annotations", "finish_reason", "usage",
+    "error"}`` for choice 0, ``tool_calls`` as ``[{"id", "name", "arguments"}]``.
     """
     return _ChatCheck(expect_usage).run(list(chunks))
 
@@ -45,6 +48,8 @@ class _Choice:
     content: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     tool_calls: dict[Json, dict[str, Json]] = field(default_factory=dict)
+    annotations: list[Json] | None = None
+    annotated_at: int | None = None
     finish_reason: Json = None
     finished_at: int | None = None
 
@@ -152,6 +157,8 @@ class _ChatCheck:
         for call in delta.get("tool_calls") or []:
             if isinstance(call, dict):
                 self._on_tool_call(state, call)
+        if delta.get("annotations") is not None:
+            self._on_annotations(state, delta["annotations"])
         if choice.get("finish_reason") is not None:
             self._on_finish(state, choice["finish_reason"])
 
@@ -187,6 +194,14 @@ class _ChatCheck:
             "name": function.get("name"),
             "arguments": as_text(function.get("arguments")),
         }
+
+    def _on_annotations(self, state: _Choice, annotations: Json) -> None:
+        if state.annotated_at is not None:
+            self.fail("C8", f"a second annotations delta (the first was at #{state.annotated_at})")
+            return
+        if state.finished_at is not None:
+            self.fail("C8", f"annotations after finish_reason {state.finish_reason!r} at #{state.finished_at}")
+        state.annotations, state.annotated_at = annotations, self.index
 
     def _on_finish(self, state: _Choice, reason: Json) -> None:
         if state.finished_at is not None:
@@ -227,6 +242,7 @@ class _ChatCheck:
             "content": "".join(state.content) if state.content else None,
             "reasoning": "".join(state.reasoning) if state.reasoning else None,
             "tool_calls": [state.tool_calls[number] for number in sorted(state.tool_calls, key=str)],
+            "annotations": state.annotations,
             "finish_reason": state.finish_reason,
             "usage": self.usage,
             "error": self.error,
