@@ -1,6 +1,7 @@
-// The openai npm SDK against mapper: responses.create (a function-tool round trip) and
-// responses.stream with its final-response helper.
-//   node openai_node.mjs <create|stream> http://127.0.0.1:PORT/v1
+// The openai npm SDK against mapper: responses.create (a function-tool round trip),
+// responses.stream with its final-response helper, and a second turn on previous_response_id
+// (which needs `mapper serve --store`).
+//   node openai_node.mjs <create|stream|previous_response> http://127.0.0.1:PORT/v1
 import OpenAI from "openai";
 import { runScenario } from "./recorder.mjs";
 
@@ -42,6 +43,20 @@ const scenarios = {
     for await (const event of stream) events.push(event);
     const final = await stream.finalResponse();
     return { events, final, output_text: final.output_text };
+  },
+
+  async previous_response(baseURL, fetch) {
+    const openai = client(baseURL, fetch);
+    const first = await openai.responses.create({ model: MODEL, input: "remember me", store: true });
+    const stream = openai.responses.stream({
+      model: MODEL,
+      input: "what did I say",
+      previous_response_id: first.id,
+      store: true,
+    });
+    const second = await stream.finalResponse();
+    const fetched = await openai.responses.retrieve(second.id);
+    return { first, second, fetched };
   },
 };
 

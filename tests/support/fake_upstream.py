@@ -10,7 +10,7 @@ How it is put together:
   queue them per path with `FakeUpstream.expect`; the default answers are sent as the same kinds.
 - **The toy model** (`toy_model`) is deterministic and speaks both Chat Completions and Responses,
   streaming or not; it answers whatever no script answers. Another chat model can take its place
-  (`chat_model=`, e.g. `scripted_agent.ShellPlan(...).answer` for an agent client's tool loop).
+  (`chat_model=`, e.g. `scripted_agent.AgentPlan(...).answer` for an agent client's tool loop).
 - **Quirks** (`provider_quirks`) reject what a real provider rejects before any scripted or default
   reply; the server applies them, along with auth and Azure's addressing.
 - **The server** is aiohttp in a background thread with its own event loop. It runs with

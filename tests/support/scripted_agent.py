@@ -1,18 +1,20 @@
-"""A scripted chat model for agent clients such as Codex: a plan of shell commands, then an answer.
+"""A scripted chat model for agent clients such as Codex: a plan of tool calls, then an answer.
 
 The toy model (``toy_model``) calls a tool once when the user names it; an agent client needs more:
 it sends the task, runs every tool call the model makes, sends the output back, and repeats until
-the model answers in text. ``ShellPlan`` plays that model over Chat Completions. Which step comes
+the model answers in text. ``AgentPlan`` plays that model over Chat Completions. Which step comes
 next is read off the request itself (the tool results after the last user message), so the plan
 keeps no state: it answers the same whether the client resends the whole history or a proxy
 rebuilds it from a response store, and a retried request gets the same answer.
 
-The shell tool is whichever one the client offers, found by name with the arguments that tool
-takes (Codex offers ``exec_command`` with ``cmd``; older builds ``shell_command`` or ``shell``).
-A request that offers none of them gets a text answer naming the tools it did offer, so a test
-that expected commands to run fails with that in its message.
+A step is a ``Shell`` command, run through whichever shell tool the client offers, found by name
+with the arguments that tool takes (Codex offers ``exec_command`` with ``cmd``; older builds
+``shell_command`` or ``shell``), or a ``Patch`` for Codex's freeform ``apply_patch`` tool (a
+function taking ``input`` once mapper has turned it into a chat tool). A request that does not
+offer the tool a step needs gets a text answer naming the tools it did offer, so a test that
+expected the step to run fails with that in its message.
 
-    plan = ShellPlan(("printf hi > note.txt", "cat note.txt"), final="The note says: {output}")
+    plan = AgentPlan((Shell("printf hi > note.txt"), Shell("cat note.txt")), final="Read: {last_line}")
     with FakeUpstream(chat_model=plan.answer) as upstream: ...
 """
 
@@ -36,33 +38,60 @@ SHELL_TOOLS: dict[str, Callable[[str], Json]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class ShellPlan:
-    """Run ``commands`` one per turn through the client's shell tool, then answer ``final``.
+class Shell:
+    """Run ``command`` through the client's shell tool."""
 
-    ``final`` is formatted with ``output``, the text of the last tool result, so the answer proves
-    that the output made the round trip through the client and the proxy.
+    command: str
+
+    def call(self, offered: set[str]) -> tuple[str, Json] | None:
+        name = next((name for name in SHELL_TOOLS if name in offered), None)
+        return (name, SHELL_TOOLS[name](self.command)) if name else None
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """Apply ``patch`` (Codex's patch format) through the freeform ``apply_patch`` tool."""
+
+    patch: str
+
+    def call(self, offered: set[str]) -> tuple[str, Json] | None:
+        return ("apply_patch", {"input": self.patch}) if "apply_patch" in offered else None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPlan:
+    """Make one call per turn, ``steps`` in order, then answer ``final``.
+
+    ``final`` is formatted with ``output`` (the text of the last tool result) and ``last_line``
+    (its last non-empty line), so the answer proves that the output made the round trip through
+    the client and the proxy.
     """
 
-    commands: tuple[str, ...]
-    final: str = "Done: {output}"
+    steps: tuple[Shell | Patch, ...]
+    final: str = "Done: {last_line}"
 
     def answer(self, body: Json, reasoning: bool = False) -> Answer:
-        """The next step for a chat request: a shell call, or the final text."""
+        """The next step for a chat request: one tool call, or the final text."""
         messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
         outputs = tool_outputs_since_user(messages)
         prompt_words = sum(len(content_text(m.get("content")).split()) for m in messages)
-        if len(outputs) >= len(self.commands):
-            text = self.final.format(output=outputs[-1].strip() if outputs else "")
-            return Answer(split_words(text), (), (), False, prompt_words)
-        offered = function_names(body)
-        shell = next((name for name in SHELL_TOOLS if name in offered), None)
-        if shell is None:
-            text = f"scripted model: no shell tool among the offered tools {sorted(offered)}"
-            return Answer(split_words(text), (), (), False, prompt_words)
+        if len(outputs) >= len(self.steps):
+            output = outputs[-1].strip() if outputs else ""
+            last_line = output.splitlines()[-1] if output else ""
+            return _text(self.final.format(output=output, last_line=last_line), prompt_words)
         step = len(outputs)
-        arguments = json.dumps(SHELL_TOOLS[shell](self.commands[step]))
+        offered = function_names(body)
+        call = self.steps[step].call(offered)
+        if call is None:
+            return _text(f"scripted model: step {step + 1} ({self.steps[step]}) needs a tool that is not "
+                         f"among the offered tools {sorted(offered)}", prompt_words)
+        name, arguments = call
         # call ids must stay unique across the whole conversation, not only within one answer
-        return Answer((), (ToolCall(f"call_step_{step + 1}", shell, arguments),), (), False, prompt_words)
+        return Answer((), (ToolCall(f"call_step_{step + 1}", name, json.dumps(arguments)),), (), False, prompt_words)
+
+
+def _text(text: str, prompt_words: int) -> Answer:
+    return Answer(split_words(text), (), (), False, prompt_words)
 
 
 def tool_outputs_since_user(messages: list[Json]) -> list[str]:
