@@ -9,7 +9,9 @@ always streams, so every turn crosses mapper's stream conversion both ways.
 Two model names show two faces of Codex: ``fake-model`` is not in Codex's catalogue, so it sends
 its fallback tool set (a ``namespace`` tool among them) and the file is written by a shell
 command; ``gpt-5.5`` is, so it sends the freeform ``apply_patch`` tool, a client-run
-``tool_search`` and ``text.verbosity``, and the file is written with a patch.
+``tool_search`` and ``text.verbosity``, and the file is written with a patch. A third run puts a
+DeepSeek-style thinking upstream behind ``--mapping deepseek``: it refuses a tool-call history
+whose reasoning is missing, so the task completes only if Codex's reasoning items come back.
 """
 
 from __future__ import annotations
@@ -67,6 +69,19 @@ def stored(upstream: FakeUpstream, tmp_path_factory):
 def storeless(upstream: FakeUpstream, tmp_path_factory):
     folder = tmp_path_factory.mktemp("codex-storeless")
     with MapperServe(openai_chat_args(upstream.base_url), folder) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def thinking_upstream():
+    with FakeUpstream(models=list(PLANS), chat_model=scripted_by_model, quirks=["reasoning_content"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def deepseek(thinking_upstream: FakeUpstream, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("codex-deepseek")
+    with MapperServe(["--mapping", "deepseek", "--upstream", thinking_upstream.base_url], folder) as server:
         yield server
 
 
@@ -129,3 +144,15 @@ def test_codex_with_a_catalogued_model_patches_then_reads(server: str, fake: Fak
     assert_chat_requests(fake, "gpt-5.5")
     patch_tool = next(tool for tool in fake.requests[0].json["tools"] if tool["function"]["name"] == "apply_patch")
     assert list(patch_tool["function"]["parameters"]["properties"]) == ["input"]  # freeform, as mapper sends it
+
+
+@PENDING_ISSUE_10
+def test_codex_passes_reasoning_back_to_a_thinking_upstream(deepseek: MapperServe, thinking_upstream: FakeUpstream,
+                                                            tmp_path: Path) -> None:
+    thinking_upstream.reset()
+    run = run_codex(TASK, deepseek.base_url, tmp_path)
+    assert_task_done(run, deepseek, tmp_path / "work")
+    # three words of thought per turn ("planning step 1" …), counted by mapper from the chat usage
+    assert run.events[-1]["usage"]["reasoning_output_tokens"] == 9, run.describe()
+    last = thinking_upstream.requests[-1].json["messages"]
+    assert [m["reasoning_content"] for m in last if m.get("tool_calls")] == ["planning step 1", "planning step 2"]

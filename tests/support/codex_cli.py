@@ -1,11 +1,13 @@
 """The Codex CLI (npm ``@openai/codex``) run hermetically against a Responses endpoint.
 
-Each run gets its own ``CODEX_HOME`` holding a ``config.toml`` with one model provider: the
-endpoint under test as ``base_url``, ``wire_api = "responses"`` and ``env_key`` naming a variable
-that holds a dummy key, so no login is involved. Nothing reaches past 127.0.0.1: the plugin
-marketplace sync and analytics, which would, are turned off. The sandbox is off and approvals
-are never asked for, because the commands run are the test's own, in a temporary folder; what
-is under test is the protocol, not Codex's sandbox. Retries are off, so a refusal shows at once.
+Its ``config.toml`` is the one README.md's *Codex CLI* section tells users to write, copied
+verbatim into a temporary ``CODEX_HOME`` and checked with ``--strict-config``: a model provider
+with ``wire_api = "responses"`` and ``env_key`` naming a variable that holds a dummy key, so no
+login is involved. What a test must change goes on the command line (``-c``), never into the file:
+the provider's ``base_url`` (the server under test), the model, no retries (a refusal shows at
+once), no sandbox and no approvals (the commands are the test's own, run in a temporary folder;
+what is under test is the protocol, not Codex's sandbox), and nothing that reaches past 127.0.0.1
+(the plugin marketplace sync and analytics would).
 
 ``codex exec --json`` prints one JSON event per line (thread.started, turn.started, item.*,
 turn.completed or turn.failed); ``CodexRun`` keeps them with the exit code and stderr.
@@ -15,40 +17,43 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .real_clients import require_npm_package
 
-KEY_ENV = "MAPPER_CODEX_KEY"
+README = Path(__file__).resolve().parents[2] / "README.md"
 RUN_TIMEOUT = 120.0  # seconds for one `codex exec`; a scripted task takes a few
 
 Json = Any
 
-CONFIG = """\
-model = "{model}"
-model_provider = "mapper"
-approval_policy = "never"
-sandbox_mode = "danger-full-access"
 
-[model_providers.mapper]
-name = "mapper"
-base_url = "{base_url}"
-env_key = "{key_env}"
-wire_api = "responses"
-request_max_retries = 0
-stream_max_retries = 0
+def readme_config() -> str:
+    """The first ``toml`` block of README.md's *Codex CLI* section."""
+    section = README.read_text().split("\n### Codex CLI\n", 1)[-1].split("\n#", 1)[0]
+    match = re.search(r"```toml\n(.*?)```", section, re.S)
+    if match is None:
+        raise AssertionError("README.md has no toml block under '### Codex CLI'")
+    return match.group(1)
 
-# Both would reach the internet: the plugin marketplace sync and usage analytics.
-[features]
-plugins = false
 
-[analytics]
-enabled = false
-"""
+def overrides(provider: str, base_url: str, model: str) -> list[str]:
+    """The ``-c``/``-m`` flags that point the README's config at the server under test."""
+    settings = {
+        f"model_providers.{provider}.base_url": json.dumps(base_url),
+        f"model_providers.{provider}.request_max_retries": "0",
+        f"model_providers.{provider}.stream_max_retries": "0",
+        "approval_policy": '"never"',
+        "sandbox_mode": '"danger-full-access"',
+        "features.plugins": "false",  # the plugin marketplace sync reaches github.com
+        "analytics.enabled": "false",
+    }
+    return ["-m", model, *(flag for key, value in settings.items() for flag in ("-c", f"{key}={value}"))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +86,15 @@ def run_codex(task: str, base_url: str, folder: Path, model: str = "fake-model")
     home, work = folder / "codex-home", folder / "work"
     home.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(CONFIG.format(model=model, base_url=base_url, key_env=KEY_ENV))
+    config = readme_config()
+    (home / "config.toml").write_text(config)
+    settings = tomllib.loads(config)
+    provider = settings["model_provider"]
+    key_env = settings["model_providers"][provider]["env_key"]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "CODEX_HOME": str(home),
-           KEY_ENV: "sk-codex-dummy", "NO_COLOR": "1"}
-    command = [shutil.which("node") or "node", str(script), "exec", "--json", "--strict-config", "--skip-git-repo-check",
-               "--cd", str(work), task]
+           key_env: "sk-codex-dummy", "NO_COLOR": "1"}
+    command = [shutil.which("node") or "node", str(script), "exec", "--json", "--strict-config",
+               "--skip-git-repo-check", "--cd", str(work), *overrides(provider, base_url, model), task]
     done = subprocess.run(command, cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=RUN_TIMEOUT)
     events = []

@@ -78,7 +78,7 @@ class AgentPlan:
         if len(outputs) >= len(self.steps):
             output = outputs[-1].strip() if outputs else ""
             last_line = output.splitlines()[-1] if output else ""
-            return _text(self.final.format(output=output, last_line=last_line), prompt_words)
+            return _text(self.final.format(output=output, last_line=last_line), prompt_words, reasoning)
         step = len(outputs)
         offered = function_names(body)
         call = self.steps[step].call(offered)
@@ -87,11 +87,17 @@ class AgentPlan:
                          f"among the offered tools {sorted(offered)}", prompt_words)
         name, arguments = call
         # call ids must stay unique across the whole conversation, not only within one answer
-        return Answer((), (ToolCall(f"call_step_{step + 1}", name, json.dumps(arguments)),), (), False, prompt_words)
+        calls = (ToolCall(f"call_step_{step + 1}", name, json.dumps(arguments)),)
+        return Answer((), calls, _thoughts(step, reasoning), False, prompt_words)
 
 
-def _text(text: str, prompt_words: int) -> Answer:
-    return Answer(split_words(text), (), (), False, prompt_words)
+def _text(text: str, prompt_words: int, reasoning: bool = False) -> Answer:
+    return Answer(split_words(text), (), _thoughts(-1, reasoning), False, prompt_words)
+
+
+def _thoughts(step: int, reasoning: bool) -> tuple[str, ...]:
+    """What a reasoning upstream (one with a reasoning quirk) thinks before it acts."""
+    return split_words(f"planning step {step + 1}" if step >= 0 else "ready to answer") if reasoning else ()
 
 
 def tool_outputs_since_user(messages: list[Json]) -> list[str]:
