@@ -6,10 +6,12 @@ answers Codex's streamed requests with calls of the tools Codex offers, one per 
 message. The task is multi-step: write a file, read it back, answer with what it says. Codex
 always streams, so every turn crosses mapper's stream conversion both ways.
 
-Two model names show two faces of Codex: ``fake-model`` is not in Codex's catalogue, so it sends
+Three model names show three faces of Codex: ``fake-model`` is not in Codex's catalogue, so it sends
 its fallback tool set (a ``namespace`` tool among them) and the file is written by a shell
 command; ``gpt-5.5`` is, so it sends the freeform ``apply_patch`` tool, a client-run
-``tool_search`` and ``text.verbosity``, and the file is written with a patch. A third run puts a
+``tool_search`` and ``text.verbosity``, and the file is written with a patch; ``fake-agent-model``
+first calls a tool of the ``multi_agent_v1`` namespace, which Codex runs only when the call comes
+back with its ``namespace`` and bare name (otherwise it answers "unsupported call"). A last run puts a
 DeepSeek-style thinking upstream behind ``--mapping deepseek``: it refuses a tool-call history
 whose reasoning is missing, so the task completes only if Codex's reasoning items come back.
 """
@@ -25,7 +27,7 @@ from support.codex_cli import CodexRun, codex_script, run_codex
 from support.fake_upstream import FakeUpstream
 from support.mapper_serve import MapperServe
 from support.real_clients import openai_chat_args
-from support.scripted_agent import AgentPlan, Patch, Shell
+from support.scripted_agent import AgentPlan, Namespaced, Patch, Shell
 
 NOTE = "mapper was here"
 TASK = "Write a note to note.txt, read it back, and tell me what it says."
@@ -39,6 +41,9 @@ PLANS = {
     "fake-model": AgentPlan((Shell(f"printf '{NOTE}\\n' > note.txt"), Shell("cat note.txt")), FINAL),
     "gpt-5.5": AgentPlan((Patch(f"*** Begin Patch\n*** Add File: note.txt\n+{NOTE}\n*** End Patch\n"),
                           Shell("cat note.txt")), FINAL),
+    # another name outside Codex's catalogue: its fallback tools include the multi_agent_v1 namespace
+    "fake-agent-model": AgentPlan((Namespaced("multi_agent_v1", "close_agent", {"target": "nobody"}),
+                                   Shell(f"printf '{NOTE}\n' > note.txt"), Shell("cat note.txt")), FINAL),
 }
 
 
@@ -156,3 +161,15 @@ def test_codex_passes_reasoning_back_to_a_thinking_upstream(deepseek: MapperServ
     assert run.events[-1]["usage"]["reasoning_output_tokens"] == 9, run.describe()
     last = thinking_upstream.requests[-1].json["messages"]
     assert [m["reasoning_content"] for m in last if m.get("tool_calls")] == ["planning step 1", "planning step 2"]
+
+
+@PENDING_ISSUE_10
+def test_codex_runs_a_namespaced_tool(storeless: MapperServe, fake: FakeUpstream, tmp_path: Path) -> None:
+    run = run_codex(TASK, storeless.base_url, tmp_path, model="fake-agent-model")
+    assert_task_done(run, storeless, tmp_path / "work")
+    bodies = [request.json for request in fake.requests]
+    (namespaced, *_) = [m for m in bodies[-1]["messages"] if m["role"] == "tool"]
+    # Codex's close_agent ran and refused the made-up id; an unrecognised call says "unsupported call"
+    assert "nobody" in namespaced["content"] and "unsupported call" not in namespaced["content"], run.describe()
+    first_call = next(m for m in bodies[-1]["messages"] if m.get("tool_calls"))["tool_calls"][0]["function"]
+    assert first_call["name"].startswith("multi_agent_v1") and first_call["name"].endswith("close_agent")

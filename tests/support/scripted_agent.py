@@ -9,8 +9,9 @@ rebuilds it from a response store, and a retried request gets the same answer.
 
 A step is a ``Shell`` command, run through whichever shell tool the client offers, found by name
 with the arguments that tool takes (Codex offers ``exec_command`` with ``cmd``; older builds
-``shell_command`` or ``shell``), or a ``Patch`` for Codex's freeform ``apply_patch`` tool (a
-function taking ``input`` once mapper has turned it into a chat tool). A request that does not
+``shell_command`` or ``shell``), a ``Patch`` for Codex's freeform ``apply_patch`` tool (a
+function taking ``input`` once mapper has turned it into a chat tool), or a ``Namespaced`` call of
+a tool inside one of the client's ``namespace`` groups. A request that does not
 offer the tool a step needs gets a text answer naming the tools it did offer, so a test that
 expected the step to run fails with that in its message.
 
@@ -59,6 +60,25 @@ class Patch:
 
 
 @dataclass(frozen=True, slots=True)
+class Namespaced:
+    """Call ``name`` of the client's ``namespace`` tool group with ``arguments``.
+
+    A chat upstream sees a namespace's tools as plain functions under qualified names; the plan
+    takes the shortest offered name that starts with the namespace and ends with the tool's name,
+    so it does not depend on how the proxy joins the two.
+    """
+
+    namespace: str
+    name: str
+    arguments: Json
+
+    def call(self, offered: set[str]) -> tuple[str, Json] | None:
+        qualified = sorted((n for n in offered if n.startswith(self.namespace) and n.endswith(self.name)
+                            and n != self.name), key=len)
+        return (qualified[0], self.arguments) if qualified else None
+
+
+@dataclass(frozen=True, slots=True)
 class AgentPlan:
     """Make one call per turn, ``steps`` in order, then answer ``final``.
 
@@ -67,7 +87,7 @@ class AgentPlan:
     the client and the proxy.
     """
 
-    steps: tuple[Shell | Patch, ...]
+    steps: tuple[Shell | Patch | Namespaced, ...]
     final: str = "Done: {last_line}"
 
     def answer(self, body: Json, reasoning: bool = False) -> Answer:
