@@ -26,7 +26,7 @@ import pytest
 from support.codex_cli import CodexRun, codex_script, run_codex
 from support.fake_upstream import FakeUpstream
 from support.mapper_serve import MapperServe
-from support.real_clients import openai_chat_args
+from support.real_clients import serve_on_defaults
 from support.scripted_agent import AgentPlan, Namespaced, Patch, Shell
 
 NOTE = "mapper was here"
@@ -58,22 +58,21 @@ def installed() -> None:
 
 
 @pytest.fixture(scope="module")
-def upstream():
+def upstream_server():
+    """The chat upstream (conftest's ``fake`` resets it): the scripted model instead of the toy one."""
     with FakeUpstream(models=list(PLANS), chat_model=scripted_by_model) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def stored(upstream: FakeUpstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("codex-store")
-    with MapperServe(openai_chat_args(upstream.base_url, folder), folder) as server:
+def stored(upstream_server: FakeUpstream, tmp_path_factory):
+    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("codex"), store=True) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def storeless(upstream: FakeUpstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("codex-storeless")
-    with MapperServe(openai_chat_args(upstream.base_url), folder) as server:
+def storeless(upstream_server: FakeUpstream, tmp_path_factory):
+    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("codex")) as server:
         yield server
 
 
@@ -88,12 +87,6 @@ def deepseek(thinking_upstream: FakeUpstream, tmp_path_factory):
     folder = tmp_path_factory.mktemp("codex-deepseek")
     with MapperServe(["--mapping", "deepseek", "--upstream", thinking_upstream.base_url], folder) as server:
         yield server
-
-
-@pytest.fixture
-def fake(upstream: FakeUpstream) -> FakeUpstream:
-    upstream.reset()
-    return upstream
 
 
 def assert_task_done(run: CodexRun, mapper: MapperServe, work: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from support.fake_upstream import FakeUpstream
 from support.mapper_serve import MapperServe
-from support.real_clients import openai_chat_args, require_python_package
+from support.real_clients import require_python_package, serve_on_defaults
 
 PROMPT = "please call get_weather for Paris"
 
@@ -25,22 +25,9 @@ def installed() -> None:
 
 
 @pytest.fixture(scope="module")
-def upstream():
-    with FakeUpstream() as server:
+def mapper(upstream_server: FakeUpstream, tmp_path_factory):
+    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("langchain"), store=True) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def mapper(upstream: FakeUpstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("langchain")
-    with MapperServe(openai_chat_args(upstream.base_url, folder), folder) as server:
-        yield server
-
-
-@pytest.fixture
-def fake(upstream: FakeUpstream) -> FakeUpstream:
-    upstream.reset()
-    return upstream
 
 
 def chat_model(mapper: MapperServe, sent: list | None = None, **options):

@@ -14,7 +14,7 @@ import pytest
 
 from support.fake_upstream import FakeUpstream
 from support.mapper_serve import MapperServe
-from support.real_clients import driver_result, openai_chat_args, require_npm_package, run_driver
+from support.real_clients import driver_result, require_npm_package, run_driver, serve_on_defaults
 from support.responses_invariants import check_responses_stream
 from support.schemas import assert_valid
 
@@ -25,22 +25,9 @@ def installed() -> None:
 
 
 @pytest.fixture(scope="module")
-def upstream():
-    with FakeUpstream() as server:
+def mapper(upstream_server: FakeUpstream, tmp_path_factory):
+    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("openai-node"), store=True) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def mapper(upstream: FakeUpstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("openai-node")
-    with MapperServe(openai_chat_args(upstream.base_url, folder), folder) as server:
-        yield server
-
-
-@pytest.fixture
-def fake(upstream: FakeUpstream) -> FakeUpstream:
-    upstream.reset()
-    return upstream
 
 
 def test_create_runs_a_function_tool_round_trip(mapper: MapperServe, fake: FakeUpstream) -> None:

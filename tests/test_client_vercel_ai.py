@@ -11,7 +11,7 @@ import pytest
 
 from support.fake_upstream import FakeUpstream
 from support.mapper_serve import MapperServe
-from support.real_clients import driver_result, openai_chat_args, require_npm_package, run_driver
+from support.real_clients import driver_result, require_npm_package, run_driver, serve_on_defaults
 
 PROMPT = "please call get_weather for Paris"
 
@@ -23,30 +23,16 @@ def installed() -> None:
 
 
 @pytest.fixture(scope="module")
-def upstream():
-    with FakeUpstream() as server:
+def stored(upstream_server: FakeUpstream, tmp_path_factory):
+    """mapper serve --store: what the SDK's default, store on, needs."""
+    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("vercel"), store=True) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def stored(upstream: FakeUpstream, tmp_path_factory):
-    """mapper serve --store: the SDK's defaults, store on."""
-    folder = tmp_path_factory.mktemp("vercel-store")
-    with MapperServe(openai_chat_args(upstream.base_url, folder), folder) as server:
+def storeless(upstream_server: FakeUpstream, tmp_path_factory):
+    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("vercel")) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def storeless(upstream: FakeUpstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("vercel-storeless")
-    with MapperServe(openai_chat_args(upstream.base_url), folder) as server:
-        yield server
-
-
-@pytest.fixture
-def fake(upstream: FakeUpstream) -> FakeUpstream:
-    upstream.reset()
-    return upstream
 
 
 def assert_weather_tool_loop(result: dict, fake: FakeUpstream) -> None:

@@ -23,6 +23,8 @@ from typing import Any, NoReturn
 
 import pytest
 
+from .mapper_serve import MapperServe
+
 CLIENTS = Path(__file__).resolve().parent.parent / "clients"
 NPM_INSTALL = "npm ci --prefix tests/clients"
 PIP_INSTALL = "pip install -e '.[test]'"
@@ -90,13 +92,13 @@ def driver_result(document: Json) -> Json:
     raise AssertionError(f"the client failed: {document['error'][:2000]}\n{shown}")
 
 
-def openai_chat_args(upstream_url: str, store_folder: Path | None = None) -> list[str]:
-    """``mapper serve`` flags for a Responses front on a chat upstream, on the defaults.
+def serve_on_defaults(upstream_url: str, folder: Path, store: bool = False) -> MapperServe:
+    """``mapper serve --mapping openai-chat`` on its defaults, in front of ``upstream_url`` (not started).
 
     No ``--option`` and no ``--overlay``: the claim is that the clients work as a user starts mapper.
-    With ``store_folder``, a SQLite response store in that folder (``--store``).
+    With ``store``, a SQLite response store in ``folder`` (``--store``).
     """
     args = ["--mapping", "openai-chat", "--upstream", upstream_url]
-    if store_folder is not None:
-        args += ["--store", f"sqlite:///{store_folder / 'responses.sqlite3'}"]
-    return args
+    if store:
+        args += ["--store", f"sqlite:///{folder / 'responses.sqlite3'}"]
+    return MapperServe(args, folder)
