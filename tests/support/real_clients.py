@@ -1,8 +1,8 @@
 """Where the real clients live, and how a test runs them or says why it cannot.
 
 The npm clients are pinned in ``tests/clients/package.json`` (with its lock file) and installed by
-``npm ci --prefix tests/clients``; the Python ones come with the ``test`` extra. On a developer's
-machine a missing client skips its tests with the command that installs it; under CI
+``npm ci --prefix tests/clients``; the Python ones are pinned in pyproject.toml's ``test`` extra.
+On a developer's machine a missing client skips its tests with the command that installs it; under CI
 (``MAPPER_REQUIRE_CLIENTS=1``, set by ``.ci/run``) it fails them, so no client goes untested
 there. A client installed at another version than the pin counts as missing: the tests claim the
 pinned versions work.
@@ -14,10 +14,14 @@ each with ``exchanges``, the bodies the client sent and the statuses it got back
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,6 +30,7 @@ import pytest
 from .mapper_serve import MapperServe
 
 CLIENTS = Path(__file__).resolve().parent.parent / "clients"
+PYPROJECT = CLIENTS.parent.parent / "pyproject.toml"
 NPM_INSTALL = "npm ci --prefix tests/clients"
 PIP_INSTALL = "pip install -e '.[test]'"
 NODE_TIMEOUT = 60.0  # seconds for one driver run; each makes a handful of requests to 127.0.0.1
@@ -51,21 +56,24 @@ def require_npm_package(package: str) -> Path:
         unavailable(f"node is not installed, so {package} cannot run: install Node.js and npm, then {NPM_INSTALL}")
     folder = CLIENTS / "node_modules" / package
     pinned = pinned_version(package)
-    try:
-        installed = json.loads((folder / "package.json").read_text())["version"]
-    except FileNotFoundError:
+    if not (folder / "package.json").is_file():
         unavailable(f"{package} {pinned} is not installed: run {NPM_INSTALL}")
+    installed = json.loads((folder / "package.json").read_text())["version"]
     if installed != pinned:
         unavailable(f"{package} {installed} is installed but {pinned} is pinned: run {NPM_INSTALL}")
     return folder
 
 
 def require_python_package(module: str, distribution: str) -> Any:
-    """Import ``module``, or skip (fail under CI) saying how to install ``distribution``."""
-    try:
-        return __import__(module)
-    except ImportError:
-        unavailable(f"{distribution} is not installed: run {PIP_INSTALL}")
+    """Import ``module`` at the version the ``test`` extra pins for ``distribution``, or skip (fail under CI)."""
+    extra = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]["test"]
+    pinned = next(entry.split("==", 1)[1] for entry in extra if entry.startswith(f"{distribution}=="))
+    if importlib.util.find_spec(module) is None:
+        unavailable(f"{distribution} {pinned} is not installed: run {PIP_INSTALL}")
+    installed = importlib.metadata.version(distribution)
+    if installed != pinned:
+        unavailable(f"{distribution} {installed} is installed but {pinned} is pinned: run {PIP_INSTALL}")
+    return importlib.import_module(module)
 
 
 def run_driver(driver: str, scenario: str, base_url: str, timeout: float = NODE_TIMEOUT) -> Json:
