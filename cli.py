@@ -296,12 +296,15 @@ def functions() -> None:
                    "Also read from $MAPPER_STORE.")
 @click.option("--store-ttl", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Delete stored responses after this long.  [default: keep until deleted]")
+@click.option("--strict", is_flag=True,
+              help="Refuse request fields the mapping does not know and tools the upstream cannot "
+                   "run (a 400 naming them), as mapper convert does, instead of leaving them out.")
 def serve(mapping_ref: str | None, overlays: tuple[str, ...], option_pairs: tuple[str, ...],
           upstream: str | None, api_key_env: str | None, proxy_key_env: str | None,
           config_file: str | None, host: str, port: int, workers: int, log_bodies: bool,
           max_body_bytes: int, connect_timeout: float | None, read_timeout: float | None,
           idle_timeout: float | None, upstream_transport: str, store_url: str | None,
-          store_ttl: float | None) -> None:
+          store_ttl: float | None, strict: bool) -> None:
     """Serve the mapping's client API over HTTP, in front of an upstream (or several, --config)."""
     from .engine.proxy.config import ServeOptions  # the proxy's imports are only paid by serve
     from .engine.proxy.server import serve as run_server
@@ -317,7 +320,7 @@ def serve(mapping_ref: str | None, overlays: tuple[str, ...], option_pairs: tupl
         config=config_file, host=host, port=port, workers=workers, log_bodies=log_bodies,
         max_body_bytes=max_body_bytes, connect_timeout=connect_timeout, read_timeout=read_timeout,
         idle_timeout=idle_timeout, transport=upstream_transport, store=store_url,
-        store_ttl=store_ttl)
+        store_ttl=store_ttl, strict=strict)
     try:
         run_server(options)
     except MapperError as error:

@@ -2,6 +2,7 @@
 
 Rules are pure: anything that is not the payload itself arrives here. The clock and the id factory are
 injected so that tests (and ``mapper convert --deterministic``) produce the same output every run.
+A conversion also reports here what it left out on purpose (``left_out``).
 ``$name`` paths in a mapping read these fields: ``$request`` is the client's original request (a
 Response echoes its parameters), ``$root`` the whole document being converted, ``$status`` the HTTP
 status of an upstream error, ``$options`` the mapping's options and ``$state`` a stream's state.
@@ -67,10 +68,20 @@ class Context:
     status: int | None = None
     options: Mapping[str, Json] | None = None  # set by the Mapping that runs the conversion
     state: Json = None
+    # what the conversion left out on purpose, as (what, why) pairs: a tool the upstream cannot
+    # run, a field newer than the mapping. Not an error; the proxy logs it and names it in the
+    # x-mapper-dropped header, so nothing is lost without a word.
+    left_out: list[tuple[str, str]] | None = None
 
     def now(self) -> int:
         """Unix time in whole seconds, as the APIs report ``created``/``created_at``."""
         return int(self.clock())
+
+    def leave_out(self, what: str, why: str) -> None:
+        """Record that ``what`` (``tools[web_search]``, ``client_metadata``) was left out, and why."""
+        if self.left_out is None:
+            self.left_out = []
+        self.left_out.append((what, why))
 
 
 def deterministic_context(**overrides: Json) -> Context:

@@ -41,6 +41,7 @@ SECTION_MAPS = {
     "error": ("fields",),
     "stream": ("framing", "init", "capture", "rules", "kinds", "outcome", "response", "start", "end",
                "fail", "envelope"),
+    "coverage": ("request", "response", "stream", "upstream_response", "upstream_stream"),
 }
 HEADER_KEYS = ("format", "id", "version", "description", "extends")
 

@@ -68,15 +68,16 @@ class Mapping:
             raise self._missing("request")
         if body.__class__ is not dict:
             raise ConversionError("the request body must be a JSON object")
+        # the client's request is both the document and ``$request`` (functions that know the
+        # client's tools read them there, in every direction and kind)
         if ctx is None:
-            ctx = Context(options=self.options, root=body)
+            ctx = Context(options=self.options, root=body, request=body)
         else:
-            ctx.options, ctx.root = self.options, body
-        if self.reject_unknown:
-            known = document.known
-            for key in body:
-                if key not in known:
-                    raise RejectedField(f"unknown parameter '{key}'", path=[key], rule="request")
+            ctx.options, ctx.root, ctx.request = self.options, body, body
+        known = document.known
+        for key in body:
+            if key not in known:
+                self._unknown_field(key, ctx)
         for reject in document.rejects:
             if body.get(reject.field) is not None and (
                     reject.when is None or truthy(reject.when(body, ctx))):
@@ -88,12 +89,26 @@ class Mapping:
                 converted[field] = body[field]
         return converted
 
+    def _unknown_field(self, key: str, ctx: Context) -> None:
+        """A request field no rule knows: refused (``unknown_fields: reject``) or left out."""
+        if not self.reject_unknown:
+            ctx.leave_out(key, "a request field this mapping does not know (newer than it?)")
+            return
+        raise RejectedField(
+            f"unknown parameter '{key}': mapping '{self.id}' does not know it. Map it (a rule in "
+            "request.fields), drop it (request.drop, with the reason), reject it (request.reject) "
+            "or pass it through (request.passthrough) in an overlay; or set the option "
+            "unknown_fields: drop to leave unknown fields out", path=[key], rule="request")
+
     def dropped_fields(self, body: JsonObject) -> list[str]:
-        """The fields of ``body`` this mapping drops on purpose (for a warning header or log)."""
+        """The fields of ``body`` this mapping drops on purpose (for a warning header or log).
+
+        A drop may name a nested field (``stream_options.reasoning_summary_delivery``).
+        """
         document = self.request
         if document is None or body.__class__ is not dict:
             return []
-        return [field for field in document.drops if body.get(field) is not None]
+        return [field for field in document.drops if _present(body, field)]
 
     # -- responses and errors -------------------------------------------------------------------
 
@@ -143,3 +158,13 @@ class Mapping:
 
 def read_only(options: dict[str, Json]) -> ReadOnly[str, Json]:
     return MappingProxyType(dict(options))
+
+
+def _present(body: JsonObject, dotted: str) -> bool:
+    """Whether ``body`` holds a non-null value at the dotted path ``a.b``."""
+    value: Json = body
+    for name in dotted.split("."):
+        if value.__class__ is not dict:
+            return False
+        value = value.get(name)
+    return value is not None

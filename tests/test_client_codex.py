@@ -32,9 +32,6 @@ from support.scripted_agent import AgentPlan, Namespaced, Patch, Shell
 NOTE = "mapper was here"
 TASK = "Write a note to note.txt, read it back, and tell me what it says."
 FINAL = "The note says: {last_line}"
-# Until issue 10's mapping fixes land (client_metadata and namespace/web_search tools refused today).
-PENDING_ISSUE_10 = pytest.mark.xfail(strict=True, reason="issue 10: mapper refuses Codex's client_metadata, "
-                                     "namespace and built-in tools on its defaults")
 CHAT_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 PLANS = {
@@ -118,7 +115,6 @@ def assert_chat_requests(fake: FakeUpstream, model: str) -> None:
     assert NOTE in str(tool_results[-1]["content"])
 
 
-@PENDING_ISSUE_10
 @pytest.mark.parametrize("server", ["storeless", "stored"])
 def test_codex_runs_a_shell_task(server: str, fake: FakeUpstream, tmp_path: Path, request) -> None:
     mapper: MapperServe = request.getfixturevalue(server)
@@ -129,7 +125,6 @@ def test_codex_runs_a_shell_task(server: str, fake: FakeUpstream, tmp_path: Path
     assert_chat_requests(fake, "fake-model")
 
 
-@PENDING_ISSUE_10
 @pytest.mark.parametrize("server", ["storeless", "stored"])
 def test_codex_with_a_catalogued_model_patches_then_reads(server: str, fake: FakeUpstream, tmp_path: Path,
                                                           request) -> None:
@@ -144,7 +139,6 @@ def test_codex_with_a_catalogued_model_patches_then_reads(server: str, fake: Fak
     assert list(patch_tool["function"]["parameters"]["properties"]) == ["input"]  # freeform, as mapper sends it
 
 
-@PENDING_ISSUE_10
 def test_codex_passes_reasoning_back_to_a_thinking_upstream(deepseek: MapperServe, thinking_upstream: FakeUpstream,
                                                             tmp_path: Path) -> None:
     thinking_upstream.reset()
@@ -156,7 +150,6 @@ def test_codex_passes_reasoning_back_to_a_thinking_upstream(deepseek: MapperServ
     assert [m["reasoning_content"] for m in last if m.get("tool_calls")] == ["planning step 1", "planning step 2"]
 
 
-@PENDING_ISSUE_10
 def test_codex_runs_a_namespaced_tool(storeless: MapperServe, fake: FakeUpstream, tmp_path: Path) -> None:
     run = run_codex(TASK, storeless.base_url, tmp_path, model="fake-agent-model")
     assert_task_done(run, storeless, tmp_path / "work")

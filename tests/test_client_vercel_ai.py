@@ -69,7 +69,6 @@ def test_stream_text_runs_a_tool_loop(server: str, fake: FakeUpstream, request) 
     assert all(request.json.get("stream") is True for request in fake.requests)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: item_reference is not yet resolved from the store")
 def test_the_default_multi_turn_resolves_item_references_from_the_store(stored: MapperServe,
                                                                          fake: FakeUpstream) -> None:
     document = run_driver("vercel_ai.mjs", "multi_turn", stored.base_url)

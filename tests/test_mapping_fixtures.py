@@ -7,6 +7,9 @@ A case holds an ``input`` and either
 * ``error``: the error class, the input path and a fragment of the message a bad input must give
   (and, optionally, the id of the rule that must report it).
 
+``options`` sets mapping options for the case. ``left_out`` lists what the conversion must report
+as left out on purpose (``Context.left_out``); a converting case without it must leave nothing out.
+
 A snapshot alone proves nothing, so every case that converts has ``expect`` assertions too.
 ``MAPPER_CASE=tests/mappings/openai-chat/request/stream.yaml pytest tests/test_mapping_fixtures.py``
 runs one case.
@@ -47,17 +50,17 @@ def _case_id(path: Path) -> str:
     return f"{path.parent.parent.name}.{path.parent.name}.{path.stem}"
 
 
-_MAPPINGS: dict[str, Any] = {}
+_MAPPINGS: dict[tuple[str, str], Any] = {}
 
 
-def _mapping(mapping_id: str) -> Any:
-    if mapping_id not in _MAPPINGS:
-        _MAPPINGS[mapping_id] = load_mapping(mapping_id)
-    return _MAPPINGS[mapping_id]
+def _mapping(mapping_id: str, options: dict[str, Any] | None = None) -> Any:
+    key = (mapping_id, repr(sorted((options or {}).items())))
+    if key not in _MAPPINGS:
+        _MAPPINGS[key] = load_mapping(mapping_id, options=options)
+    return _MAPPINGS[key]
 
 
-def _convert(mapping: Any, kind: str, case: dict[str, Any]) -> Any:
-    ctx = deterministic_context()
+def _convert(mapping: Any, kind: str, case: dict[str, Any], ctx: Any) -> Any:
     if kind == "request":
         return mapping.convert_request(case["input"], ctx=ctx)
     if kind == "response":
@@ -93,21 +96,23 @@ def test_there_are_cases() -> None:
 @pytest.mark.parametrize("path", CASES, ids=[_case_id(p) for p in CASES])
 def test_fixture(path: Path, snapshot: Any) -> None:
     case = yaml.safe_load(path.read_text())
-    mapping = _mapping(path.parent.parent.name)
+    mapping = _mapping(path.parent.parent.name, case.get("options"))
     kind = path.parent.name
     assert case.get("description"), "every case says what it shows"
+    ctx = deterministic_context()
 
     if "error" in case:
         expected = case["error"]
         with pytest.raises(getattr(errors, expected["class"])) as caught:
-            _convert(mapping, kind, case)
+            _convert(mapping, kind, case, ctx)
         assert caught.value.json_path == expected["path"]
         assert expected["contains"] in caught.value.message
         if "rule" in expected:
             assert caught.value.rule == expected["rule"]
         return
 
-    output = _convert(mapping, kind, case)
+    output = _convert(mapping, kind, case, ctx)
+    assert [what for what, _ in ctx.left_out or ()] == case.get("left_out", [])
     assert_plain_json(output)
     assert_valid(_output_schema(mapping, kind), output)
     assert case.get("expect"), "a converting case needs semantic assertions, not just a snapshot"

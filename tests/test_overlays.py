@@ -126,8 +126,10 @@ CASES: dict[str, Case] = {
 }
 
 
-# overlays for what a client sends rather than what an upstream refuses: the base mapping itself
-# refuses the request (naming the field), and the overlay's conversion passes the fake upstream
+# overlays for what a client sends rather than what an upstream refuses: the base mapping in its
+# strict form refuses the request (naming the field), and the overlay's conversion passes the
+# fake upstream even on a route whose options are strict
+STRICT_BASE = load_mapping(BASE, options={"builtin_tools": "reject"})
 CLIENT_CASES: dict[str, tuple[dict[str, Any], str]] = {
     "drop-builtin-tools": ({"input": "hi", "tools": [{"type": "web_search"}, *TOOLS], "tool_choice": "auto"},
                            "tools of type 'web_search'"),
@@ -144,7 +146,7 @@ def test_base_refuses_and_client_overlay_passes(name: str, stream: bool) -> None
     request, refused = CLIENT_CASES[name]
     request = {"model": "fake-model", **request, "stream": stream}
     with pytest.raises(ConversionError, match=refused):
-        convert(BASE, request)
+        convert(STRICT_BASE, request)
     with FakeUpstream() as upstream:
         response = answer(name, upstream, request)
     assert response["status"] == "completed"

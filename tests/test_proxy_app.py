@@ -107,10 +107,9 @@ async def test_a_stream_is_held_until_converted_then_sent_as_events(fake: FakeUp
     (b'{"model": 5, "input": "x"}', "model", "invalid_type"),
     (b'{"model": "m"}', "input", "M203"),
     (b'{"model": "m", "input": 5}', "input", None),
-    (b'{"model": "m", "input": [{"role": "user", "content": "hi"}, {"type": "computer_call_output", '
-     b'"call_id": "c", "output": {}}]}', "input[1]", "M202"),
+    (b'{"model": "m", "input": [{"role": "user", "content": "hi"}, {"type": "compaction", '
+     b'"encrypted_content": "x"}]}', "input[1]", "M202"),
     (b'{"model": "m", "input": "x", "temperature": "hot"}', "temperature", "M203"),
-    (b'{"model": "m", "input": "x", "bogus": 1}', "bogus", "M202"),
     (b'{"model": "m", "input": "x", "store": true}', "store", "M202"),
 ])
 async def test_bad_input_is_a_400_naming_the_field(fake: FakeUpstream, body: bytes, param: str | None,
@@ -124,6 +123,42 @@ async def test_bad_input_is_a_400_naming_the_field(fake: FakeUpstream, body: byt
     assert error["param"] == param
     if code is not None:
         assert error["code"] == code
+    assert fake.requests == []
+
+
+async def test_unknown_fields_and_builtin_tools_are_left_out_named_and_warned_once(
+        fake: FakeUpstream, caplog: pytest.LogCaptureFixture) -> None:
+    # what Codex sends on every turn, plus a field newer than any mapping
+    body = {"model": "m", "input": "x", "client_metadata": {"session_id": "s"}, "brand_new": 1,
+            "stream_options": {"reasoning_summary_delivery": "after"},
+            "tools": [{"type": "web_search", "external_web_access": False},
+                      {"type": "function", "name": "f", "parameters": {"type": "object"}}]}
+    async with proxy(flags(fake)) as client:
+        with caplog.at_level(logging.WARNING, logger="mapper.proxy"):
+            first = await client.post("/v1/responses", json=body)
+            second = await client.post("/v1/responses", json=body)
+    for response in (first, second):
+        assert response.status_code == 200, response.text
+        assert response.headers["x-mapper-dropped"].split(",") == [
+            "stream_options", "stream_options.reasoning_summary_delivery", "client_metadata",
+            "brand_new", "tools[web_search]"]
+    sent = fake.last_json
+    assert [tool["function"]["name"] for tool in sent["tools"]] == ["f"]
+    assert not {"client_metadata", "brand_new", "stream_options"} & set(sent)
+    warned = [record.fields["what"] for record in caplog.records if record.getMessage() == "left out"]
+    assert warned == ["brand_new", "tools[web_search]"]  # once each, not once per request
+
+
+async def test_strict_refuses_unknown_fields_and_builtin_tools(fake: FakeUpstream) -> None:
+    async with proxy(flags(fake, strict=True)) as client:
+        unknown = await client.post("/v1/responses", json={"model": "m", "input": "x", "bogus": 1})
+        builtin = await client.post("/v1/responses", json={"model": "m", "input": "x",
+                                                           "tools": [{"type": "web_search"}]})
+    assert unknown.status_code == builtin.status_code == 400
+    assert (error_of(unknown)["param"], error_of(unknown)["code"]) == ("bogus", "M202")
+    assert "unknown parameter 'bogus'" in error_of(unknown)["message"]
+    assert (error_of(builtin)["param"], error_of(builtin)["code"]) == ("tools[0]", "M202")
+    assert "'web_search'" in error_of(builtin)["message"]
     assert fake.requests == []
 
 
@@ -184,6 +219,16 @@ async def test_upstream_errors_keep_their_status_and_pacing_headers(fake: FakeUp
     assert (broken.status_code, error_of(broken)["message"]) == (500, "boom")
     assert gateway.status_code == 502
     assert "502 Bad Gateway" in error_of(gateway)["message"]
+
+
+async def test_a_short_client_key_never_mangles_a_relayed_message(fake: FakeUpstream) -> None:
+    # pass-through mode: the client's own key is a secret to redact, but "k" is no key-length
+    # string, and redacting it inside words turned "backend crashed" into "bac[REDACTED]end crashed"
+    fake.expect("/v1/chat/completions", error_reply(500, "backend crashed", "server_error"))
+    async with proxy(flags(fake)) as client:
+        response = await client.post("/v1/responses", json={"model": "m", "input": "x"},
+                                     headers={"authorization": "Bearer k"})
+    assert (response.status_code, error_of(response)["message"]) == (500, "backend crashed")
 
 
 @pytest.mark.parametrize("quirk, shape", [("error_format_detail", "detail"), ("error_format_string", "string")])
@@ -405,6 +450,20 @@ async def test_one_log_line_per_request_with_no_key_in_it(fake: FakeUpstream, ca
     for secret in ("sk-held-upstream-0001", "pk-alice-secret", "pk-wrong"):
         assert secret not in text
     assert "[REDACTED]" in text  # the key in the prompt, with --log-bodies
+
+
+async def test_a_refused_request_logs_its_body_with_log_bodies(fake: FakeUpstream, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="mapper.proxy")
+    async with proxy(flags(fake, log_bodies=True)) as client:
+        response = await client.post("/v1/responses", json={
+            "model": "m", "input": [{"type": "compaction", "encrypted_content": "x"}]})
+    assert response.status_code == 400
+    (record,) = [record for record in caplog.records if record.getMessage() == "request"]
+    line = json.loads(JsonLines().format(record))
+    assert line["status"] == 400 and "compaction" in line["error"]
+    assert line["request_body"]["input"][0]["type"] == "compaction"
+    assert "upstream_body" not in line
+    assert fake.requests == []
 
 
 async def test_bodies_are_not_logged_by_default(fake: FakeUpstream, caplog) -> None:

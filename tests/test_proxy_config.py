@@ -291,6 +291,26 @@ def test_redactor_removes_every_key_shape(text: str) -> None:
         assert secret not in redacted
 
 
+@pytest.mark.parametrize("key", ["k", "ab", "backend", "1234567"])
+def test_a_short_key_never_mangles_text(key: str) -> None:
+    from mapper.engine.proxy.logs import Redactor
+
+    # too short to tell from a word: "k" must not turn "backend" into "bac[REDACTED]end"
+    text = "backend crashed: 1234567 tokens, ab ok"
+    assert Redactor().with_secret(key).text(text) == text
+    assert Redactor([key]).text(text) == text
+
+
+def test_a_key_is_redacted_only_as_a_whole_token() -> None:
+    from mapper.engine.proxy.logs import REDACTED, Redactor
+
+    redactor = Redactor(["team-key-0001"])
+    assert redactor.text("key=team-key-0001, bad") == f"key={REDACTED}, bad"
+    assert redactor.text('{"k":"team-key-0001"}') == f'{{"k":"{REDACTED}"}}'
+    # inside a longer token it is another string, not this key
+    assert redactor.text("team-key-00012 x-team-key-0001") == "team-key-00012 x-team-key-0001"
+
+
 def test_redactor_leaves_clean_text_alone() -> None:
     from mapper.engine.proxy.logs import Redactor
 

@@ -274,8 +274,8 @@ def test_upstream_errors_become_the_sdks_exceptions(client: openai.OpenAI, fake:
 
 def test_bad_input_is_a_400_naming_the_param(client: openai.OpenAI, fake: FakeUpstream) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.responses.create(model="fake-model", input=[{"type": "computer_call_output", "call_id": "c",
-                                                            "output": {}}])
+        client.responses.create(model="fake-model", input=[{"type": "compaction",
+                                                            "encrypted_content": "x"}])
     assert caught.value.param == "input[0]"
     assert fake.requests == []
 

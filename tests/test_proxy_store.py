@@ -248,6 +248,58 @@ def test_a_chain_replays_input_and_every_output_item_but_not_old_instructions(
     assert paged == ids  # the SDK follows `after` through three pages
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_item_references_are_replaced_by_the_stored_items(client: openai.OpenAI, fake: FakeUpstream,
+                                                          stream: bool) -> None:
+    # the Vercel AI SDK's default multi-turn: earlier output sent back as references to its ids
+    first = final_response(client, input="first question")
+    (message,) = first.output
+    request = {"input": [{"role": "user", "content": "first question"},
+                         {"type": "item_reference", "id": message.id},
+                         {"role": "user", "content": "second question"}]}
+    if stream:
+        second = final_response(client, **request)
+    else:
+        second = client.responses.create(model="fake-model", **request)
+    assert second.status == "completed"
+    assert fake.last_json["messages"] == [
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "echo: first question"},
+        {"role": "user", "content": "second question"}]
+    listed = [item.id for item in client.responses.input_items.list(second.id, order="asc").data]
+    assert listed[1] == message.id  # the referenced item itself, with its id
+
+
+def test_an_item_reference_finds_function_calls_and_older_inputs(client: openai.OpenAI,
+                                                                 fake: FakeUpstream) -> None:
+    called = client.responses.create(model="fake-model", input="call get_weather",
+                                     tools=[WEATHER_TOOL])
+    (call,) = called.output
+    assert call.type == "function_call"
+    user_item = client.responses.input_items.list(called.id).data[0]
+    client.responses.create(model="fake-model", tools=[WEATHER_TOOL], input=[
+        {"type": "item_reference", "id": user_item.id},
+        {"type": "item_reference", "id": call.id},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}])
+    sent = fake.last_json["messages"]
+    assert sent[0] == {"role": "user", "content": "call get_weather"}
+    assert sent[1]["tool_calls"][0]["id"] == call.call_id
+    assert sent[2] == {"role": "tool", "tool_call_id": call.call_id, "content": "sunny"}
+
+
+def test_an_unknown_or_foreign_item_reference_is_a_404(proxy: ProxyServer, fake: FakeUpstream) -> None:
+    with sdk(proxy.base_url, "sk-alice") as alice, sdk(proxy.base_url, "sk-bob") as bob:
+        made = alice.responses.create(model="fake-model", input="private")
+        for client, item_id in ((alice, "msg_never_stored"), (bob, made.output[0].id)):
+            with pytest.raises(openai.NotFoundError) as caught:
+                client.responses.create(model="fake-model", input=[
+                    {"role": "user", "content": "hi"}, {"type": "item_reference", "id": item_id}])
+            error = caught.value.body
+            assert error["message"] == f"Item with id '{item_id}' not found."
+            assert (error["param"], error["code"]) == ("input[1]", "item_not_found")
+    assert len(fake.requests) == 1
+
+
 def test_an_unknown_previous_response_is_a_404(client: openai.OpenAI, fake: FakeUpstream) -> None:
     with pytest.raises(openai.NotFoundError) as missing:
         client.responses.create(model="fake-model", input="x", previous_response_id="resp_nope")
@@ -340,6 +392,12 @@ def test_two_proxies_share_a_redis_store(redis_url: str, fake: FakeUpstream) -> 
         with pytest.raises(openai.NotFoundError):
             two.responses.retrieve(made.id)
         assert two.responses.retrieve(chained.id).id == chained.id  # its record stands alone
+        # the item index lives in Redis too: one proxy finds what the other stored
+        referenced = final_response(one, input="referenced")
+        two.responses.create(model="fake-model", input=[
+            {"type": "item_reference", "id": referenced.output[0].id},
+            {"role": "user", "content": "and then"}])
+        assert [m["content"] for m in fake.last_json["messages"]] == ["echo: referenced", "and then"]
 
 
 # -- in-process edge cases ----------------------------------------------------------------------
@@ -437,8 +495,8 @@ async def test_bad_store_fields_and_duplicates_are_400s(fake: FakeUpstream, tmp_
             f"Duplicate item found with id {first['output'][0]['id']}.")
         # the mapping's own checks still apply to the expanded input...
         bad = await client.post("/v1/responses", json={
-            "model": "m", "previous_response_id": first["id"], "input": [{"type": "item_reference",
-                                                                          "id": "msg_x"}]})
+            "model": "m", "previous_response_id": first["id"],
+            "input": [{"type": "compaction", "encrypted_content": "x"}]})
         # ... and name the client's own item: input[0], not its place in the expanded input
         assert (bad.status_code, bad.json()["error"]["param"]) == (400, "input[0]")
         assert fake.requests and len(fake.requests) == 1

@@ -82,6 +82,20 @@ async def test_a_put_replaces_the_record_with_the_same_id(store: ResponseStore) 
     assert kept is not None and kept.response["output"][0]["content"][0]["text"] == "second"
 
 
+async def test_items_are_found_by_id_in_the_newest_record_that_holds_them(
+        make_store: Callable[..., ResponseStore]) -> None:
+    first, second = make_store(), make_store()  # the index is shared like the records
+    older, newer = record(new_id(), "older"), record(new_id(), "newer")
+    await first.put(older)
+    await first.put(newer)  # holds items with the same ids (a chain replays earlier items)
+    found = await second.find_item("msg_1")
+    assert found == newer and found.item("msg_1")["content"][0]["text"] == "newer"
+    assert (await second.find_item("msg_0")).item("msg_0")["content"] == "ünïcode ✓"
+    assert await second.find_item("msg_never_stored") is None
+    await second.delete(newer.id)
+    assert await first.find_item("msg_1") is None  # a deleted record's items are gone with it
+
+
 async def test_concurrent_puts_all_land(store: ResponseStore) -> None:
     records = [record(new_id(), f"text {n}") for n in range(50)]
     await asyncio.gather(*(store.put(one) for one in records))
@@ -137,6 +151,9 @@ async def test_sqlite_deletes_expired_rows_on_a_later_write(tmp_path: Path) -> N
         await store.aclose()
     with sqlite3.connect(tmp_path / "r.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == 1
+        # the expired record's item rows went with it; the new record's point at it
+        assert db.execute("SELECT count(*) FROM items WHERE response = ?",
+                          (old.id,)).fetchone()[0] == 0
 
 
 async def test_sqlite_failures_are_store_errors(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support.chat_invariants import check_chat_stream
+from support.generators import mutated_stream
 from support.invariants import StreamInvariantError
 from support.responses_invariants import check_responses_stream
 from support.schemas import assert_valid, assert_valid_event, event_types, event_validator, validator
@@ -734,25 +735,8 @@ _JSON_VALUES = st.one_of(
 )
 
 
-@st.composite
-def _mutated(draw: st.DrawFn, streams: list[list[Any]]) -> list[Any]:
-    events = copy.deepcopy(draw(st.sampled_from(streams)))
-    for _ in range(draw(st.integers(1, 3))):
-        position = draw(st.integers(0, len(events) - 1))
-        action = draw(st.sampled_from(["drop", "duplicate", "swap", "set", "replace"]))
-        if action == "drop" and len(events) > 1:
-            del events[position]
-        elif action == "duplicate":
-            events.insert(position, copy.deepcopy(events[position]))
-        elif action == "swap":
-            other = draw(st.integers(0, len(events) - 1))
-            events[position], events[other] = events[other], events[position]
-        elif action == "set" and isinstance(events[position], dict):
-            keys = sorted(events[position]) + ["output_index", "content_index", "index", "delta", "type"]
-            events[position][draw(st.sampled_from(keys))] = draw(_JSON_VALUES)
-        elif action == "replace":
-            events[position] = draw(_JSON_VALUES)
-    return events
+def _mutated(streams: list[list[Any]]) -> st.SearchStrategy[list[Any]]:
+    return mutated_stream(streams, _JSON_VALUES, keys=["output_index", "content_index", "index", "delta", "type"])
 
 
 _FUZZ_SETTINGS = settings(

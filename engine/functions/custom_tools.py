@@ -7,9 +7,9 @@ those functions back into ``custom_tool_call`` items whose ``input`` is that str
 Forwarding the JSON wrapper as the input is the bug peers ship (copilot-api#242: Codex then fails
 with "apply_patch invoked with incompatible payload").
 
-Which calls are custom is known only from the client's request (``ctx.request``): a chat answer
-names a function, and the function stands for a custom tool when the request has a custom tool of
-that name.
+Which calls are custom is known only from the client's request: a chat answer names a function,
+and the function stands for a custom tool when the request has a custom tool of that name
+(``engine.functions.tool_names`` reads the names back).
 """
 
 from __future__ import annotations
@@ -19,19 +19,6 @@ import orjson
 from ..context import Context
 from ..types import Json
 from .registry import Example, register
-
-_REQUEST = {"tools": [{"type": "custom", "name": "apply_patch"},
-                      {"type": "function", "name": "get_weather"}]}
-
-
-def _custom_names(ctx: Context) -> frozenset[str]:
-    request = ctx.request
-    tools = request.get("tools") if request.__class__ is dict else None
-    if tools.__class__ is not list:
-        return frozenset()
-    return frozenset(tool.get("name") for tool in tools
-                     if tool.__class__ is dict and tool.get("type") == "custom")
-
 
 @register("custom_tool_input", examples=[
     Example(given='{"input": "*** Begin Patch\\n*** End Patch"}',
@@ -59,48 +46,3 @@ def custom_tool_input(arguments: Json, ctx: Context) -> Json:
     if value.__class__ is str:
         return value
     return arguments
-
-
-@register("is_custom_tool", examples=[
-    Example(given="apply_patch", expect=True, context={"request": _REQUEST}),
-    Example(given="get_weather", expect=False, context={"request": _REQUEST}),
-    Example(given="apply_patch", expect=False),
-])
-def is_custom_tool(name: Json, ctx: Context) -> Json:
-    """Whether ``name`` is a custom tool of the client's request (its calls become custom calls)."""
-    return name in _custom_names(ctx)
-
-
-@register("native_custom_calls", examples=[
-    Example(
-        given=[{"id": "c1", "type": "function",
-                "function": {"name": "apply_patch", "arguments": '{"input": "P"}'}},
-               {"id": "c2", "type": "function",
-                "function": {"name": "get_weather", "arguments": "{}"}}],
-        expect=[{"id": "c1", "type": "custom", "custom": {"name": "apply_patch", "input": "P"}},
-                {"id": "c2", "type": "function",
-                 "function": {"name": "get_weather", "arguments": "{}"}}],
-        context={"request": _REQUEST}),
-])
-def native_custom_calls(tool_calls: Json, ctx: Context) -> Json:
-    """Chat tool calls with each call of a custom tool's function written as chat's custom call.
-
-    An upstream that supports custom tools natively already answers ``{type: custom, custom:
-    {name, input}}``; after this, the mapping handles one shape for both.
-    """
-    if tool_calls.__class__ is not list:
-        return tool_calls
-    names = _custom_names(ctx)
-    if not names:
-        return tool_calls
-    calls = []
-    for call in tool_calls:
-        function = call.get("function") if call.__class__ is dict else None
-        if function.__class__ is dict and call.get("type", "function") == "function" \
-                and function.get("name") in names:
-            call = {**{key: value for key, value in call.items() if key != "function"},
-                    "type": "custom",
-                    "custom": {"name": function["name"],
-                               "input": custom_tool_input(function.get("arguments") or "", ctx)}}
-        calls.append(call)
-    return calls

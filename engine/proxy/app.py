@@ -37,6 +37,7 @@ from .disconnect import run_until_disconnect
 from .exchange import Call, end_stream, forward
 from .http import (ClientGone, HttpError, Receive, Responder, Scope, Send, error_body, header,
                    read_body)
+from .left_out import LeftOut, dropped_header
 from .logs import LOGGER, Redactor, RequestLog
 from .models import list_models
 from .stored import StoredResponses, Turn
@@ -61,6 +62,7 @@ class ProxyApp:
         self.auth = Auth.of(config.proxy_keys)
         self.redactor = Redactor(config.secrets())
         self.new_context = new_context  # tests pass deterministic_context
+        self.left_out = LeftOut()
         # no I/O yet: the store connects at start-up, or on first use
         self.stored = StoredResponses(config.store.open()) if config.store else None
         paths = config.router.paths
@@ -159,6 +161,8 @@ class ProxyApp:
                                    log: RequestLog, path: str) -> None:
         authorization = self.auth.check(scope)
         body = _parse(await read_body(scope, receive, self.config.max_body_bytes))
+        if self.config.log_bodies:  # before anything can refuse it: a refused body matters most
+            log.bodies["request_body"] = self.redactor.with_secret(_token(authorization)).json(body)
         turn = None
         if self.stored is not None and path == RESPONSES_PATH:
             _model(body)  # a missing model is reported before an unknown previous response
@@ -193,8 +197,10 @@ class ProxyApp:
                                             "model_not_found"))
         log.route = route.name
         log.stream = stream = body.get("stream") is True
+        redactor = self.redactor.with_secret(_token(authorization))
+        ctx = self.new_context()
         try:
-            converted = route.mapping.convert_request(request, ctx=self.new_context())
+            converted = route.mapping.convert_request(request, ctx=ctx)
             session = StreamSession(route.mapping, request=echo, ctx=self.new_context()) \
                 if stream else None
         except ConversionError as error:
@@ -209,12 +215,12 @@ class ProxyApp:
         except ValueError as error:  # the mapping's upstream_path names {model}, and there is none
             raise HttpError(400, error_body(str(error), "invalid_request_error", "model")) from None
         log.dropped = route.mapping.dropped_fields(request)
+        if ctx.left_out:
+            log.dropped += self.left_out.report(route.name, ctx.left_out)
         if log.dropped:
-            # dropped on purpose by the mapping: a visible warning rather than a silent loss
-            respond.headers.append((b"x-mapper-dropped", ",".join(log.dropped).encode()))
-        redactor = self.redactor.with_secret(_token(authorization))
+            # left out on purpose: a visible warning rather than a silent loss
+            respond.headers.append((b"x-mapper-dropped", dropped_header(log.dropped)))
         if self.config.log_bodies:
-            log.bodies["request_body"] = redactor.json(body)
             log.bodies["upstream_body"] = redactor.json(converted)
         headers = {"content-type": "application/json",
                    "accept": "text/event-stream" if stream else "application/json",

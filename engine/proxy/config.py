@@ -41,6 +41,11 @@ __all__ = ["ConfigError", "ProxyConfig", "RoutesFile", "ServeOptions", "build_co
 ROUTES_SCHEMA = PACKAGE_ROOT / "schemas" / "routes-1.schema.json"
 DEFAULT_MAX_BODY_BYTES = 16 << 20
 OPTIONS_ENV = "MAPPER_SERVE_OPTIONS"  # how ``--workers`` processes receive the options
+# What the proxy changes in every route's mapping options, below the route's own: a client newer
+# than the mapping keeps working, its unknown fields left out and reported rather than refused.
+# ``--strict`` refuses instead, as ``mapper convert`` does.
+LENIENT_OPTIONS = {"unknown_fields": "drop"}
+STRICT_OPTIONS = {"unknown_fields": "reject", "builtin_tools": "reject"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHOWN_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")  # names safe to echo (not a pasted key)
 
@@ -79,6 +84,7 @@ class ServeOptions:
     transport: str = "aiohttp"
     store: str | None = None  # a store URL; "sqlite://" is the default file
     store_ttl: float | None = None
+    strict: bool = False  # refuse unknown fields and tools the upstream cannot run
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -129,7 +135,8 @@ def build_config(options: ServeOptions, env: EnvMapping[str, str] | None = None)
             raise ConfigError("--config cannot be combined with --mapping, --upstream or "
                               "--api-key-env: the routes file says those per route")
         routes_file = read_routes_file(Path(options.config), timeouts, env,
-                                       store_ttl=None if options.store else options.store_ttl)
+                                       store_ttl=None if options.store else options.store_ttl,
+                                       strict=options.strict)
         routes, keys_env = routes_file.routes, options.proxy_key_env or routes_file.proxy_keys_env
         store = routes_file.store
     else:
@@ -156,7 +163,8 @@ def _flag_route(options: ServeOptions, timeouts: Timeouts, env: EnvMapping[str, 
         upstream = base_url(options.upstream)
     except ValueError as error:
         raise ConfigError(f"--upstream: {error}") from None
-    mapping = _mapping(options.mapping, tuple(options.overlays), options.options)
+    mapping = _mapping(options.mapping, tuple(options.overlays),
+                       serving_options(options.options, options.strict))
     _check_mapping(mapping, "--mapping")
     api_key = _env_key(options.api_key_env, env, "--api-key-env") if options.api_key_env else None
     return Route(name="default", pattern=None, upstream=upstream, mapping=mapping, api_key=api_key,
@@ -203,6 +211,11 @@ def _check_mapping(mapping: Mapping, place: str, **location: Any) -> None:
         raise ConfigError(f"{place}: {error}", **location) from None
 
 
+def serving_options(options: dict[str, Any], strict: bool) -> dict[str, Any]:
+    """A route's mapping options: the proxy's policy (lenient or ``--strict``), then its own."""
+    return {**(STRICT_OPTIONS if strict else LENIENT_OPTIONS), **options}
+
+
 @lru_cache(maxsize=64)
 def _compiled(reference: str, overlays: tuple[str, ...], options_json: str) -> Mapping:
     options = orjson.loads(options_json) or None
@@ -233,7 +246,7 @@ class RoutesFile:
 
 
 def read_routes_file(path: Path, timeouts: Timeouts, env: EnvMapping[str, str], *,
-                     store_ttl: float | None = None) -> RoutesFile:
+                     store_ttl: float | None = None, strict: bool = False) -> RoutesFile:
     """Routes, proxy-keys variable and store of a routes file; every problem, located."""
     display = str(path)
     if not path.is_file():
@@ -248,7 +261,7 @@ def read_routes_file(path: Path, timeouts: Timeouts, env: EnvMapping[str, str], 
     reported: set[str] = set()  # default routes already reported as shadowing others
     for name, node in document["routes"].items():
         try:
-            route = _file_route(name, node, path, file_timeouts, env)
+            route = _file_route(name, node, path, file_timeouts, env, strict)
         except ConfigError as error:
             problems.append(error)
             continue
@@ -288,7 +301,7 @@ def _file_store(document: Any, path: Path, ttl: float | None,
 
 
 def _file_route(name: str, node: Any, path: Path, timeouts: Timeouts,
-                env: EnvMapping[str, str]) -> Route:
+                env: EnvMapping[str, str], strict: bool) -> Route:
     where = f"routes.{name}"
     pattern = None
     if "match" in node:
@@ -300,7 +313,7 @@ def _file_route(name: str, node: Any, path: Path, timeouts: Timeouts,
         upstream = base_url(node["upstream"])
     except ValueError as error:
         raise _at(node, "upstream", f"{where}.upstream: {error}") from None
-    mapping = _route_mapping(node, path, where)
+    mapping = _route_mapping(node, path, where, strict)
     api_key = None
     if "api_key_env" in node:
         file, line = _line(node, "api_key_env")
@@ -312,14 +325,14 @@ def _file_route(name: str, node: Any, path: Path, timeouts: Timeouts,
                  models=tuple(node.get("models", ())))
 
 
-def _route_mapping(node: Any, path: Path, where: str) -> Mapping:
+def _route_mapping(node: Any, path: Path, where: str, strict: bool) -> Mapping:
     def near(reference: str) -> str:
         candidate = path.parent / reference  # files are relative to the routes file
         return str(candidate) if candidate.is_file() else reference
 
     try:
         mapping = _mapping(near(node["mapping"]), tuple(near(o) for o in node.get("overlays", ())),
-                           dict(node.get("options", {})))
+                           serving_options(dict(node.get("options", {})), strict))
     except MapperError as error:
         detail = str(error).replace("\n", "\n    ")
         raise _at(node, "mapping", f"{where}.mapping: cannot load {node['mapping']!r}:\n    {detail}") \

@@ -36,25 +36,39 @@ _SECRET_FIELDS = frozenset({"api_key", "apikey", "api-key", "x-api-key", "author
                             "password", "secret", "access_token", "refresh_token"})
 
 
-class Redactor:
-    """Removes known secrets and key-shaped strings from text and JSON values."""
+MIN_SECRET = 8  # characters: a shorter "key" is indistinguishable from a word, and is not searched
+_TOKEN_CHARS = "A-Za-z0-9_\\-"
 
-    __slots__ = ("secrets",)
+
+class Redactor:
+    """Removes known secrets and key-shaped strings from text and JSON values.
+
+    A known secret is removed only where it stands as a whole token (not inside a longer run of
+    letters, digits, ``_`` and ``-``), and only when it is long enough to be a key: a client key
+    ``k`` must not turn "backend" into "bac[REDACTED]end".
+    """
+
+    __slots__ = ("secrets", "_pattern")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         # longest first, so that a key containing another key is removed whole
-        self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= MIN_SECRET},
+                                    key=len, reverse=True))
+        self._pattern = re.compile(
+            f"(?<![{_TOKEN_CHARS}])(?:{'|'.join(map(re.escape, self.secrets))})(?![{_TOKEN_CHARS}])"
+        ) if self.secrets else None
 
     def with_secret(self, secret: str | None) -> "Redactor":
         """A redactor that also removes ``secret`` (e.g. a client's own key)."""
-        if not secret or secret in self.secrets:
+        if not secret or len(secret) < MIN_SECRET or secret in self.secrets:
             return self
         return Redactor((*self.secrets, secret))
 
     def text(self, text: str) -> str:
         for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
+            if secret in text:  # the cheap test first: most lines hold no secret
+                text = self._pattern.sub(REDACTED, text)
+                break
         # the shapes need "sk-" or "bearer": without either (most lines) the regex, which costs
         # ~20 times this check, cannot match
         lowered = text.lower()

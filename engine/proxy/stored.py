@@ -17,6 +17,9 @@ With a store (``mapper serve --store``), a create request (``POST /v1/responses`
   Failed and incomplete responses are kept too; a request whose upstream failed before anything
   was produced has no response to keep.
 
+* An ``item_reference`` input item is replaced by the item it names, found in the store by id
+  (any earlier response of the same key); an unknown id is a 404, in OpenAI's words.
+
 ``background`` and ``conversation`` stay refused by the mapping. The read endpoints are
 ``GET``/``DELETE /v1/responses/{id}`` and ``GET /v1/responses/{id}/input_items`` (OpenAI's cursor
 pagination: ``limit``, ``order``, ``after``). A record is visible only to the key that made it.
@@ -89,16 +92,41 @@ class StoredResponses:
         elif new is not None and not isinstance(new, list):
             # not an input the mapping accepts either: its own 400 names the problem
             return Turn(request, echo, [], owner, store=False)
-        items = [_with_id(item, new_id) for item in new or ()]
+        new = await self._resolve_references(new or [], owner)
+        items = [_with_id(item, new_id) for item in new]
         earlier: list[Json] = []
         if previous_id is not None:
             previous = await self._read(previous_id, owner, previous=True)
             earlier = [*previous.input, *previous.response.get("output", ())]
-            _refuse_duplicates(earlier, new or ())
+            _refuse_duplicates(earlier, new)
             items = [*earlier, *items]
         if new is not None or previous_id is not None:
             request["input"] = items
         return Turn(request, echo, items, owner, store=store is not False, replayed=len(earlier))
+
+    async def _resolve_references(self, items: list[Json], owner: str) -> list[Json]:
+        """``item_reference`` items replaced by the stored items they name (the same key's only).
+
+        Clients that keep ids rather than items (the Vercel AI SDK's default multi-turn) send
+        earlier output as ``{"type": "item_reference", "id": "msg_..."}``; the upstream gets the
+        item itself. An id this key has not stored is OpenAI's 404.
+        """
+        resolved = []
+        for index, item in enumerate(items):
+            if item.__class__ is dict and item.get("type") == "item_reference":
+                item_id = item.get("id")
+                if item_id.__class__ is not str or not item_id:
+                    raise _invalid(f"input[{index}].id", "an item id")
+                record = await _guarded(self.store.find_item(item_id))
+                found = record.item(item_id) if record is not None and record.owner == owner \
+                    else None
+                if found is None:
+                    raise HttpError(404, error_body(f"Item with id '{item_id}' not found.",
+                                                    "invalid_request_error", f"input[{index}]",
+                                                    "item_not_found"))
+                item = found
+            resolved.append(item)
+        return resolved
 
     async def keep(self, turn: Turn, response: Json) -> None:
         """Store the final Response of ``turn``; raises ``StoreError``."""
@@ -161,7 +189,7 @@ def _with_id(item: Json, new_id: Callable[[str], str]) -> Json:
     if not isinstance(item, dict):
         return item  # the mapping refuses it
     kind = item.get("type") or ("message" if "role" in item else None)
-    if kind is None or kind == "item_reference" or item.get("id"):
+    if kind is None or item.get("id"):
         return item
     return {"id": new_id(_ITEM_PREFIX.get(kind, "item")), "type": kind,
             **{name: value for name, value in item.items() if name not in ("id", "type")}}
@@ -171,8 +199,7 @@ def _refuse_duplicates(earlier: list[Json], new: list[Json]) -> None:
     """An item of the chain sent again: OpenAI's 400, rather than the upstream seeing it twice."""
     known = {item.get("id") for item in earlier if isinstance(item, dict)}
     for index, item in enumerate(new):
-        if isinstance(item, dict) and item.get("type") != "item_reference" \
-                and item.get("id") and item["id"] in known:
+        if isinstance(item, dict) and item.get("id") and item["id"] in known:
             raise HttpError(400, error_body(
                 f"Duplicate item found with id {item['id']}. Remove duplicate items from your "
                 "input and try again.", "invalid_request_error", f"input[{index}]"))

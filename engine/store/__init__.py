@@ -9,8 +9,10 @@ state lives here, in the proxy. Per response the store keeps one record (``Store
   every item, so that chaining from it never recurses through older records;
 * the owner: a fingerprint of the key the client presented, never the key (``owner_of``).
 
-Backends are chosen by URL and share one small async interface (``put``, ``get``, ``delete``,
-``aclose``) over bytes: the record's encoding lives here, once.
+Backends are chosen by URL and share one small async interface (``put``, ``get``, ``find_item``,
+``delete``, ``aclose``) over bytes: the record's encoding lives here, once. ``find_item`` reads an
+index from item id to the response that holds it, for the ``item_reference`` input items of
+clients that keep only ids (the Vercel AI SDK).
 
     sqlite:///responses.sqlite3            a file relative to the working directory (or routes file)
     sqlite:////var/lib/mapper/r.sqlite3    an absolute path (four slashes, as in SQLAlchemy)
@@ -74,6 +76,19 @@ class StoredResponse:
     def id(self) -> str:
         return self.response["id"]
 
+    def item_ids(self) -> list[str]:
+        """The ids of every item the record holds (its input and its output), for ``find_item``."""
+        items = [*self.input, *(self.response.get("output") or ())]
+        return [item["id"] for item in items
+                if item.__class__ is dict and item.get("id").__class__ is str]
+
+    def item(self, item_id: str) -> JsonObject | None:
+        """The item of this record with ``item_id`` (output first: the newest form), or None."""
+        for item in [*(self.response.get("output") or ()), *self.input]:
+            if item.__class__ is dict and item.get("id") == item_id:
+                return item
+        return None
+
     def encode(self) -> bytes:
         return orjson.dumps({"owner": self.owner, "response": self.response, "input": self.input})
 
@@ -90,13 +105,19 @@ class ResponseStore(ABC):
         self.ttl = ttl  # seconds a record lives; None: until deleted
 
     async def put(self, record: StoredResponse) -> None:
-        """Store ``record`` under its response id (replacing one with the same id)."""
-        await self._write(record.id, record.encode())
+        """Store ``record`` under its response id (replacing one with the same id), and index its
+        items by id so that an ``item_reference`` finds them."""
+        await self._write(record.id, record.encode(), record.item_ids())
 
     async def get(self, response_id: str) -> StoredResponse | None:
         """The record of ``response_id``, or None when there is none (or it expired)."""
         data = await self._read(response_id)
         return None if data is None else StoredResponse.decode(data)
+
+    async def find_item(self, item_id: str) -> StoredResponse | None:
+        """The newest record holding the item ``item_id``, or None."""
+        response_id = await self._read_item(item_id)
+        return None if response_id is None else await self.get(response_id)
 
     async def delete(self, response_id: str) -> bool:
         """Remove the record; True when there was one."""
@@ -110,10 +131,15 @@ class ResponseStore(ABC):
         """Release connections and threads."""
 
     @abstractmethod
-    async def _write(self, response_id: str, data: bytes) -> None: ...
+    async def _write(self, response_id: str, data: bytes, item_ids: list[str]) -> None:
+        """Store the record, and point each of ``item_ids`` at it (replacing older pointers)."""
 
     @abstractmethod
     async def _read(self, response_id: str) -> bytes | None: ...
+
+    @abstractmethod
+    async def _read_item(self, item_id: str) -> str | None:
+        """The id of the response an item was last stored with."""
 
     @abstractmethod
     async def _remove(self, response_id: str) -> bool: ...

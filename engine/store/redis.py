@@ -1,7 +1,10 @@
 """The Redis backend: one store for many proxy instances (machines, containers, workers).
 
 Each record is one string key, ``mapper:response:<id>``, written with ``SET`` (with ``PX`` when a
-TTL is set, so Redis itself expires it), read with ``GET`` and removed with ``DEL``. redis-py's
+TTL is set, so Redis itself expires it), read with ``GET`` and removed with ``DEL``; beside it, in
+the same ``MULTI``, each of its items' ids points at it (``mapper:item:<id>``, same TTL), which is
+how an ``item_reference`` finds its item. A deleted record leaves its item keys behind, pointing at
+nothing: a lookup then finds no record, as if the item had never been stored. redis-py's
 asyncio client keeps a connection pool on the event loop that first uses it, so the client is
 made on first use, inside the server's loop. Every call is bounded by socket timeouts: a Redis that
 stops answering fails the request that needs it (503) instead of holding it.
@@ -21,6 +24,7 @@ from . import ResponseStore
 __all__ = ["RedisStore"]
 
 KEY_PREFIX = "mapper:response:"
+ITEM_PREFIX = "mapper:item:"  # item id -> the newest response holding it (item_reference)
 TIMEOUT = 5.0  # seconds for connecting and for each command
 
 
@@ -40,12 +44,24 @@ class RedisStore(ResponseStore):
         if client is not None:
             await client.aclose()
 
-    async def _write(self, response_id: str, data: bytes) -> None:
+    async def _write(self, response_id: str, data: bytes, item_ids: list[str]) -> None:
         px = max(1, int(self.ttl * 1000)) if self.ttl is not None else None
-        await self._call("SET", lambda client: client.set(KEY_PREFIX + response_id, data, px=px))
+
+        async def write(client: Any) -> None:
+            async with client.pipeline(transaction=True) as pipe:  # MULTI/EXEC: all or nothing
+                pipe.set(KEY_PREFIX + response_id, data, px=px)
+                for item_id in item_ids:
+                    pipe.set(ITEM_PREFIX + item_id, response_id, px=px)
+                await pipe.execute()
+
+        await self._call("SET", write)
 
     async def _read(self, response_id: str) -> bytes | None:
         return await self._call("GET", lambda client: client.get(KEY_PREFIX + response_id))
+
+    async def _read_item(self, item_id: str) -> str | None:
+        found = await self._call("GET", lambda client: client.get(ITEM_PREFIX + item_id))
+        return None if found is None else found.decode()
 
     async def _remove(self, response_id: str) -> bool:
         return bool(await self._call("DEL", lambda client: client.delete(KEY_PREFIX + response_id)))

@@ -8,7 +8,9 @@ writer wait for another process's write instead of failing. ``synchronous=NORMAL
 against a crash of mapper (a power cut may lose the last records, never corrupt the file).
 
 The file and its folder are created private (0600, 0700): records are the users' conversations.
-Expired records are invisible at once and deleted at most once a minute, on a write.
+Expired records are invisible at once and deleted at most once a minute, on a write. The ``items``
+table points each item id at the newest response that holds it (``item_reference``); it is written
+in the record's own transaction, and its rows go with their response.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ CREATE TABLE IF NOT EXISTS responses (
     expires REAL             -- unix time, or NULL: kept until deleted
 );
 CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires) WHERE expires IS NOT NULL;
+CREATE TABLE IF NOT EXISTS items (
+    id       TEXT PRIMARY KEY,
+    response TEXT NOT NULL  -- the newest response holding the item
+);
 """
 
 
@@ -62,18 +68,30 @@ class SQLiteStore(ResponseStore):
         await asyncio.get_running_loop().run_in_executor(executor, self._close)
         executor.shutdown(wait=False)
 
-    async def _write(self, response_id: str, data: bytes) -> None:
+    async def _write(self, response_id: str, data: bytes, item_ids: list[str]) -> None:
         def write(db: sqlite3.Connection) -> None:
             now = self.clock()
             expires = now + self.ttl if self.ttl is not None else None
-            db.execute("INSERT OR REPLACE INTO responses (id, record, stored, expires) "
-                       "VALUES (?, ?, ?, ?)", (response_id, data, now, expires))
-            if self.ttl is not None and now - self._purged >= PURGE_EVERY:
-                self._purged = now
-                db.execute("DELETE FROM responses WHERE expires IS NOT NULL AND expires <= ?",
-                           (now,))
+            with db:  # one transaction: a record is never visible without its item index
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("INSERT OR REPLACE INTO responses (id, record, stored, expires) "
+                           "VALUES (?, ?, ?, ?)", (response_id, data, now, expires))
+                db.executemany("INSERT OR REPLACE INTO items (id, response) VALUES (?, ?)",
+                               [(item_id, response_id) for item_id in item_ids])
+                if self.ttl is not None and now - self._purged >= PURGE_EVERY:
+                    self._purged = now
+                    db.execute("DELETE FROM responses WHERE expires IS NOT NULL AND expires <= ?",
+                               (now,))
+                    db.execute("DELETE FROM items WHERE response NOT IN (SELECT id FROM responses)")
 
         await self._call(write)
+
+    async def _read_item(self, item_id: str) -> str | None:
+        def read(db: sqlite3.Connection) -> str | None:
+            row = db.execute("SELECT response FROM items WHERE id = ?", (item_id,)).fetchone()
+            return None if row is None else row[0]
+
+        return await self._call(read)
 
     async def _read(self, response_id: str) -> bytes | None:
         def read(db: sqlite3.Connection) -> bytes | None:
@@ -86,9 +104,12 @@ class SQLiteStore(ResponseStore):
 
     async def _remove(self, response_id: str) -> bool:
         def remove(db: sqlite3.Connection) -> bool:
-            cursor = db.execute("DELETE FROM responses WHERE id = ? "
-                                "AND (expires IS NULL OR expires > ?)",
-                                (response_id, self.clock()))
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                cursor = db.execute("DELETE FROM responses WHERE id = ? "
+                                    "AND (expires IS NULL OR expires > ?)",
+                                    (response_id, self.clock()))
+                db.execute("DELETE FROM items WHERE response = ?", (response_id,))
             return cursor.rowcount > 0
 
         return await self._call(remove)

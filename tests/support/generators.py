@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import string
-from typing import Any
+from typing import Any, Sequence
 
 from hypothesis import strategies as st
 
@@ -28,3 +29,37 @@ def byte_pieces(draw: Any, raw: bytes) -> list[bytes]:
     cuts = sorted(set(draw(st.lists(st.integers(0, len(raw)), max_size=12))))
     edges = [0, *cuts, len(raw)]
     return [raw[a:b] for a, b in zip(edges, edges[1:])]
+
+
+@st.composite
+def mutated_stream(
+    draw: Any, streams: Sequence[list[Any]], values: st.SearchStrategy[Any], *,
+    keys: Sequence[str] = (), nested: Sequence[str] = (),
+) -> list[Any]:
+    """A copy of one of ``streams`` with one to three random edits, for "reports instead of crashing" tests.
+
+    An edit drops, duplicates, swaps or replaces an event (by one of ``values``), or sets one of an
+    event's keys (or of ``keys``) to one of ``values``; with ``nested``, possibly inside the event's
+    object under one of those keys (``delta``, ``content_block``, ...). Drawn values are copied: a later
+    edit may write into one, and ``st.just({})`` hands out the same dict to every example.
+    """
+    events = copy.deepcopy(draw(st.sampled_from(streams)))
+    for _ in range(draw(st.integers(1, 3))):
+        position = draw(st.integers(0, len(events) - 1))
+        action = draw(st.sampled_from(["drop", "duplicate", "swap", "set", "replace"]))
+        if action == "drop" and len(events) > 1:
+            del events[position]
+        elif action == "duplicate":
+            events.insert(position, copy.deepcopy(events[position]))
+        elif action == "swap":
+            other = draw(st.integers(0, len(events) - 1))
+            events[position], events[other] = events[other], events[position]
+        elif action == "set" and isinstance(events[position], dict):
+            target = events[position]
+            for key in nested:
+                if isinstance(target.get(key), dict) and draw(st.booleans()):
+                    target = target[key]
+            target[draw(st.sampled_from(sorted(target) + list(keys)))] = copy.deepcopy(draw(values))
+        elif action == "replace":
+            events[position] = copy.deepcopy(draw(values))
+    return events

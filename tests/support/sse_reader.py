@@ -14,12 +14,14 @@ Json = Any
 DONE = "[DONE]"
 
 
-def parse_sse_events(body: bytes | str) -> list[Json]:
+def parse_sse_events(body: bytes | str, *, require_event_name: bool = False) -> list[Json]:
     """Decode an SSE body into its data payloads, in order; ``"[DONE]"`` is kept as the string.
 
     Frames are separated by blank lines; ``data:`` lines are joined with newlines; comments,
     ``id:`` and ``retry:`` are ignored. When a frame has an ``event:`` line it must equal the
     payload's ``type`` (Open Responses: "The `event` field MUST match the `type`").
+    ``require_event_name``: every data frame must have an ``event:`` line (Anthropic streams: the
+    anthropic SDK silently skips a frame without one).
 
     >>> parse_sse_events(b'event: error\\ndata: {"type": "error"}\\n\\ndata: [DONE]\\n\\n')
     [{'type': 'error'}, '[DONE]']
@@ -38,6 +40,8 @@ def parse_sse_events(body: bytes | str) -> list[Json]:
                 # openai-python dispatches such a frame and fails on json.loads("")
                 raise AssertionError(f"SSE frame {number}: `event: {event_name}` without a data line")
             continue
+        if require_event_name and event_name is None:
+            raise AssertionError(f"SSE frame {number} has no `event:` line: {data_lines[0][:80]!r}")
         data = "\n".join(data_lines)
         if data == DONE:
             payloads.append(DONE)
