@@ -77,15 +77,24 @@ class MapperServe:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def log_lines(self) -> list[dict]:
-        """The JSON lines logged so far (anything else, such as a traceback, as {"text": line})."""
+    def log_lines(self, since: int = 0) -> list[dict]:
+        """The JSON lines logged so far, from line ``since`` on (a traceback line as {"text": line}).
+
+        ``len(server.log_lines())`` before a step, passed as ``since`` after it, keeps a test to the
+        lines of its own requests on a server that a module shares.
+        """
         lines = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
+        for line in self.log_path.read_text(errors="replace").splitlines()[since:]:
             try:
                 lines.append(json.loads(line))
             except ValueError:
                 lines.append({"text": line})
         return lines
+
+    def left_out(self, since: int = 0) -> set[str]:
+        """What mapper left out of the requests it answered (their ``dropped`` log field)."""
+        return {name for line in self.log_lines(since) if line.get("event") == "request"
+                for name in line.get("dropped") or ()}
 
     def refusals(self) -> list[str]:
         """One line per request answered with an error status: status, path and mapper's reason."""
