@@ -26,7 +26,6 @@ import pytest
 from support.codex_cli import CodexRun, codex_script, run_codex
 from support.fake_upstream import FakeUpstream
 from support.mapper_serve import MapperServe
-from support.real_clients import serve_on_defaults
 from support.scripted_agent import AgentPlan, Namespaced, Patch, Shell
 
 NOTE = "mapper was here"
@@ -58,18 +57,6 @@ def installed() -> None:
 def upstream_server():
     """The chat upstream (conftest's ``fake`` resets it): the scripted model instead of the toy one."""
     with FakeUpstream(models=list(PLANS), chat_model=scripted_by_model) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def stored(upstream_server: FakeUpstream, tmp_path_factory):
-    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("codex"), store=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def storeless(upstream_server: FakeUpstream, tmp_path_factory):
-    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("codex")) as server:
         yield server
 
 
@@ -115,7 +102,7 @@ def assert_chat_requests(fake: FakeUpstream, model: str) -> None:
     assert NOTE in str(tool_results[-1]["content"])
 
 
-@pytest.mark.parametrize("server", ["storeless", "stored"])
+@pytest.mark.parametrize("server", ["mapper_without_store", "mapper_with_store"])
 def test_codex_runs_a_shell_task(server: str, fake: FakeUpstream, tmp_path: Path, request) -> None:
     mapper: MapperServe = request.getfixturevalue(server)
     since = len(mapper.log_lines())
@@ -130,7 +117,7 @@ def test_codex_runs_a_shell_task(server: str, fake: FakeUpstream, tmp_path: Path
     assert "multi_agent_v1__spawn_agent" in names
 
 
-@pytest.mark.parametrize("server", ["storeless", "stored"])
+@pytest.mark.parametrize("server", ["mapper_without_store", "mapper_with_store"])
 def test_codex_with_a_catalogued_model_patches_then_reads(server: str, fake: FakeUpstream, tmp_path: Path,
                                                           request) -> None:
     mapper: MapperServe = request.getfixturevalue(server)
@@ -157,9 +144,9 @@ def test_codex_passes_reasoning_back_to_a_thinking_upstream(deepseek: MapperServ
     assert [m["reasoning_content"] for m in last if m.get("tool_calls")] == ["planning step 1", "planning step 2"]
 
 
-def test_codex_runs_a_namespaced_tool(storeless: MapperServe, fake: FakeUpstream, tmp_path: Path) -> None:
-    run = run_codex(TASK, storeless.base_url, tmp_path, model="fake-agent-model")
-    assert_task_done(run, storeless, tmp_path / "work")
+def test_codex_runs_a_namespaced_tool(mapper_without_store: MapperServe, fake: FakeUpstream, tmp_path: Path) -> None:
+    run = run_codex(TASK, mapper_without_store.base_url, tmp_path, model="fake-agent-model")
+    assert_task_done(run, mapper_without_store, tmp_path / "work")
     bodies = [request.json for request in fake.requests]
     (namespaced, *_) = [m for m in bodies[-1]["messages"] if m["role"] == "tool"]
     # Codex's close_agent ran and refused the made-up id; an unrecognised call says "unsupported call"

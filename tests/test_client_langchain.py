@@ -14,7 +14,7 @@ import pytest
 
 from support.fake_upstream import FakeUpstream
 from support.mapper_serve import MapperServe
-from support.real_clients import require_python_package, serve_on_defaults
+from support.real_clients import require_python_package
 
 PROMPT = "please call get_weather for Paris"
 
@@ -22,12 +22,6 @@ PROMPT = "please call get_weather for Paris"
 @pytest.fixture(scope="module", autouse=True)
 def installed() -> None:
     require_python_package("langchain_openai", "langchain-openai")
-
-
-@pytest.fixture(scope="module")
-def mapper(upstream_server: FakeUpstream, tmp_path_factory):
-    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("langchain"), store=True) as server:
-        yield server
 
 
 def chat_model(mapper: MapperServe, sent: list | None = None, **options):
@@ -51,8 +45,8 @@ def weather_tool():
     return get_weather
 
 
-def test_invoke_and_stream(mapper: MapperServe, fake: FakeUpstream) -> None:
-    model = chat_model(mapper)
+def test_invoke_and_stream(mapper_with_store: MapperServe, fake: FakeUpstream) -> None:
+    model = chat_model(mapper_with_store)
     answer = model.invoke("hello there")
     assert answer.text == "echo: hello there"
     assert answer.response_metadata["status"] == "completed"
@@ -64,11 +58,11 @@ def test_invoke_and_stream(mapper: MapperServe, fake: FakeUpstream) -> None:
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-def test_a_bound_tool_round_trip(mapper: MapperServe, fake: FakeUpstream, streamed: bool) -> None:
+def test_a_bound_tool_round_trip(mapper_with_store: MapperServe, fake: FakeUpstream, streamed: bool) -> None:
     from langchain_core.messages import HumanMessage, ToolMessage
 
     get_weather = weather_tool()
-    model = chat_model(mapper).bind_tools([get_weather])
+    model = chat_model(mapper_with_store).bind_tools([get_weather])
 
     def ask(messages):
         if not streamed:
@@ -81,7 +75,8 @@ def test_a_bound_tool_round_trip(mapper: MapperServe, fake: FakeUpstream, stream
     call_message = ask([HumanMessage(PROMPT)])
     (call,) = call_message.tool_calls
     assert (call["name"], call["args"]) == ("get_weather", {"q": PROMPT})
-    history = [HumanMessage(PROMPT), call_message, ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])]
+    result = ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])
+    history = [HumanMessage(PROMPT), call_message, result]
     final = ask(history)
     assert final.text == "tool said: sunny"
     sent = fake.last_json
@@ -89,11 +84,11 @@ def test_a_bound_tool_round_trip(mapper: MapperServe, fake: FakeUpstream, stream
     assert json.loads(sent["messages"][-2]["tool_calls"][0]["function"]["arguments"]) == {"q": PROMPT}
 
 
-def test_a_second_turn_resends_the_first_answer(mapper: MapperServe, fake: FakeUpstream) -> None:
+def test_a_second_turn_resends_the_first_answer(mapper_with_store: MapperServe, fake: FakeUpstream) -> None:
     from langchain_core.messages import HumanMessage
 
     sent: list = []
-    model = chat_model(mapper, sent)
+    model = chat_model(mapper_with_store, sent)
     first = model.invoke("hello there")
     second = model.invoke([HumanMessage("hello there"), first, HumanMessage("and again")])
     assert second.text == "echo: and again"
@@ -102,11 +97,11 @@ def test_a_second_turn_resends_the_first_answer(mapper: MapperServe, fake: FakeU
     assert [m["role"] for m in fake.last_json["messages"]] == ["user", "assistant", "user"]
 
 
-def test_a_second_turn_on_previous_response_id(mapper: MapperServe, fake: FakeUpstream) -> None:
+def test_a_second_turn_on_previous_response_id(mapper_with_store: MapperServe, fake: FakeUpstream) -> None:
     from langchain_core.messages import HumanMessage
 
     sent: list = []
-    model = chat_model(mapper, sent, use_previous_response_id=True)
+    model = chat_model(mapper_with_store, sent, use_previous_response_id=True)
     first = model.invoke("hello there")
     second = model.invoke([HumanMessage("hello there"), first, HumanMessage("and again")])
     assert second.text == "echo: and again"

@@ -14,7 +14,7 @@ import pytest
 
 from support.fake_upstream import FakeUpstream
 from support.mapper_serve import MapperServe
-from support.real_clients import driver_result, require_npm_package, run_driver, serve_on_defaults
+from support.real_clients import driver_result, require_npm_package, run_driver
 from support.responses_invariants import check_responses_stream
 from support.schemas import assert_valid
 
@@ -24,14 +24,8 @@ def installed() -> None:
     require_npm_package("openai")
 
 
-@pytest.fixture(scope="module")
-def mapper(upstream_server: FakeUpstream, tmp_path_factory):
-    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("openai-node"), store=True) as server:
-        yield server
-
-
-def test_create_runs_a_function_tool_round_trip(mapper: MapperServe, fake: FakeUpstream) -> None:
-    result = driver_result(run_driver("openai_node.mjs", "create", mapper.base_url))
+def test_create_runs_a_function_tool_round_trip(mapper_with_store: MapperServe, fake: FakeUpstream) -> None:
+    result = driver_result(run_driver("openai_node.mjs", "create", mapper_with_store.base_url))
     first, second = result["first"], result["second"]
     for response in (first, second):
         assert_valid("responses.response", response)
@@ -42,8 +36,8 @@ def test_create_runs_a_function_tool_round_trip(mapper: MapperServe, fake: FakeU
     assert fake.last_json["messages"][-1] == {"role": "tool", "tool_call_id": call["call_id"], "content": "sunny"}
 
 
-def test_stream_and_its_final_response(mapper: MapperServe, fake: FakeUpstream) -> None:
-    result = driver_result(run_driver("openai_node.mjs", "stream", mapper.base_url))
+def test_stream_and_its_final_response(mapper_with_store: MapperServe, fake: FakeUpstream) -> None:
+    result = driver_result(run_driver("openai_node.mjs", "stream", mapper_with_store.base_url))
     summary = check_responses_stream(result["events"])
     assert summary["terminal"] == "response.completed"
     final = result["final"]
@@ -53,8 +47,8 @@ def test_stream_and_its_final_response(mapper: MapperServe, fake: FakeUpstream) 
     assert fake.last_json["stream"] is True
 
 
-def test_a_streamed_turn_on_previous_response_id(mapper: MapperServe, fake: FakeUpstream) -> None:
-    result = driver_result(run_driver("openai_node.mjs", "previous_response", mapper.base_url))
+def test_a_streamed_turn_on_previous_response_id(mapper_with_store: MapperServe, fake: FakeUpstream) -> None:
+    result = driver_result(run_driver("openai_node.mjs", "previous_response", mapper_with_store.base_url))
     first, second, fetched = result["first"], result["second"], result["fetched"]
     assert second["previous_response_id"] == first["id"]
     assert second["output_text"] == "echo: what did I say"

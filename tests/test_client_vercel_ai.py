@@ -11,7 +11,7 @@ import pytest
 
 from support.fake_upstream import FakeUpstream
 from support.mapper_serve import MapperServe
-from support.real_clients import driver_result, require_npm_package, run_driver, serve_on_defaults
+from support.real_clients import driver_result, require_npm_package, run_driver
 
 PROMPT = "please call get_weather for Paris"
 
@@ -20,19 +20,6 @@ PROMPT = "please call get_weather for Paris"
 def installed() -> None:
     require_npm_package("ai")
     require_npm_package("@ai-sdk/openai")
-
-
-@pytest.fixture(scope="module")
-def stored(upstream_server: FakeUpstream, tmp_path_factory):
-    """mapper serve --store: what the SDK's default, store on, needs."""
-    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("vercel"), store=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def storeless(upstream_server: FakeUpstream, tmp_path_factory):
-    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("vercel")) as server:
-        yield server
 
 
 def assert_weather_tool_loop(result: dict, fake: FakeUpstream) -> None:
@@ -47,7 +34,7 @@ def assert_weather_tool_loop(result: dict, fake: FakeUpstream) -> None:
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "get_weather"
 
 
-@pytest.mark.parametrize("server", ["stored", "storeless"])
+@pytest.mark.parametrize("server", ["mapper_with_store", "mapper_without_store"])
 def test_generate_text_runs_a_tool_loop(server: str, fake: FakeUpstream, request) -> None:
     mapper: MapperServe = request.getfixturevalue(server)
     document = run_driver("vercel_ai.mjs", "generate", mapper.base_url)
@@ -57,7 +44,7 @@ def test_generate_text_runs_a_tool_loop(server: str, fake: FakeUpstream, request
     assert all(not request.json.get("stream") for request in fake.requests)
 
 
-@pytest.mark.parametrize("server", ["stored", "storeless"])
+@pytest.mark.parametrize("server", ["mapper_with_store", "mapper_without_store"])
 def test_stream_text_runs_a_tool_loop(server: str, fake: FakeUpstream, request) -> None:
     mapper: MapperServe = request.getfixturevalue(server)
     result = driver_result(run_driver("vercel_ai.mjs", "stream", mapper.base_url))
@@ -69,9 +56,9 @@ def test_stream_text_runs_a_tool_loop(server: str, fake: FakeUpstream, request) 
     assert all(request.json.get("stream") is True for request in fake.requests)
 
 
-def test_the_default_multi_turn_resolves_item_references_from_the_store(stored: MapperServe,
+def test_the_default_multi_turn_resolves_item_references_from_the_store(mapper_with_store: MapperServe,
                                                                          fake: FakeUpstream) -> None:
-    document = run_driver("vercel_ai.mjs", "multi_turn", stored.base_url)
+    document = run_driver("vercel_ai.mjs", "multi_turn", mapper_with_store.base_url)
     result = driver_result(document)
     assert (result["first"], result["second"]) == ("echo: hello there", "echo: and once more")
     sent = document["exchanges"][1]["body"]["input"]
@@ -81,8 +68,8 @@ def test_the_default_multi_turn_resolves_item_references_from_the_store(stored: 
             for m in messages] == [("assistant", "echo: hello there"), ("user", "and once more")]
 
 
-def test_without_a_store_an_item_reference_is_refused(storeless: MapperServe, fake: FakeUpstream) -> None:
-    document = run_driver("vercel_ai.mjs", "multi_turn", storeless.base_url)
+def test_without_a_store_an_item_reference_is_refused(mapper_without_store: MapperServe, fake: FakeUpstream) -> None:
+    document = run_driver("vercel_ai.mjs", "multi_turn", mapper_without_store.base_url)
     assert "error" in document
     refused = document["exchanges"][-1]
     assert refused["status"] == 400 and refused["body"]["input"][0]["type"] == "item_reference"

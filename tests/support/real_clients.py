@@ -110,3 +110,4 @@ def serve_on_defaults(upstream_url: str, folder: Path, store: bool = False) -> M
     if store:
         args += ["--store", f"sqlite:///{folder / 'responses.sqlite3'}"]
     return MapperServe(args, folder)
+
