@@ -21,6 +21,8 @@ from .engine.context import Context
 from .engine.errors import error_body
 from .engine.functions import describe
 from .engine.load import builtin_names, load
+from .engine.merge import changes as spec_changes
+from .engine.nodes import write_yaml
 from .engine.lint import lint as lint_mapping
 from .engine.ops import plain
 
@@ -226,8 +228,10 @@ def _expand(references: list[str]) -> list[str]:
 @overlay_option
 @option_option
 @click.option("--code", is_flag=True, help="Print the Python the mapping compiles to instead.")
+@click.option("--changes", is_flag=True,
+              help="Print only what the overlays and options change in the base mapping, as an overlay.")
 def resolve(mapping_ref: str, overlays: tuple[str, ...], option_pairs: tuple[str, ...],
-            code: bool) -> None:
+            code: bool, changes: bool) -> None:
     """Print the merged mapping: the base with every overlay and option applied."""
     try:
         loaded = load(mapping_ref, overlays=overlays, options=_parse_options(option_pairs) or None)
@@ -237,9 +241,14 @@ def resolve(mapping_ref: str, overlays: tuple[str, ...], option_pairs: tuple[str
     if code:
         click.echo(f"# generated from: {' + '.join(loaded.sources)}\n{mapping.generated_source}", nl=False)
         return
+    if changes:
+        base, overlaid = loaded.sources[0], " + ".join(loaded.sources[1:]) or "nothing"
+        click.echo(f"# what {overlaid} changes in {base}")
+        changed = spec_changes(plain(loaded.base), plain(loaded.spec))
+        click.echo(write_yaml(changed) if changed else "{}\n", nl=False)
+        return
     click.echo(f"# resolved from: {' + '.join(loaded.sources)}")
-    click.echo(yaml.safe_dump(plain(loaded.spec), sort_keys=False, allow_unicode=True, width=100),
-               nl=False)
+    click.echo(write_yaml(plain(loaded.spec)), nl=False)
 
 
 @main.command()

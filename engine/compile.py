@@ -8,10 +8,11 @@ reported together, each with its file, line and rule id.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from .coverage import document_reads
-from .errors import SpecError, SpecErrors
+from .errors import ReferenceError_, SpecError, SpecErrors
 from .load import Loaded
 from .mapping import Document, Mapping, Reject, read_only
 from .codegen import RuleCompiler
@@ -47,9 +48,11 @@ def compile_mapping(loaded: Loaded) -> Mapping:
     spec = loaded.spec
     validate_spec(spec)
     collect = _Collector()
-    tables = {name: table for name, table in
-              ((name, collect.run(lambda n=name, t=t: _table(n, t, spec)))
-               for name, t in (spec.get("tables") or {}).items()) if table is not None}
+    order = {source: index for index, source in enumerate(loaded.sources)}
+    # a table with a bad row is still built (without it), so that its lookups compile and the
+    # row is the only error reported
+    tables = {name: _table(name, table, spec, order, collect.errors)
+              for name, table in (spec.get("tables") or {}).items()}
     maps = spec.get("maps") or {}
     compiler = RuleCompiler(tables=tables, map_names=maps)
     for name, rule in maps.items():
@@ -66,7 +69,7 @@ def compile_mapping(loaded: Loaded) -> Mapping:
         from .stream_spec import compile_stream  # imported lazily: request-only tools skip it
         stream_spec = collect.run(lambda: compile_stream(spec, compiler))
     if collect.errors:
-        raise SpecErrors(collect.errors)
+        raise SpecErrors([_blame_columns(error, spec, order) for error in collect.errors])
 
     options = dict(DEFAULT_OPTIONS)
     options.update(spec.get("options") or {})
@@ -78,6 +81,7 @@ def compile_mapping(loaded: Loaded) -> Mapping:
         to_api=spec["to"],
         sources=loaded.sources,
         options=read_only(options),
+        tables=read_only({name: read_only(table.rows) for name, table in tables.items()}),
         spec=spec,
         request=request,
         response=response,
@@ -88,22 +92,61 @@ def compile_mapping(loaded: Loaded) -> Mapping:
     )
 
 
-def _table(name: str, spec: dict[str, Any], root: dict[str, Any]) -> Table:
+def _table(name: str, spec: dict[str, Any], root: dict[str, Any], order: dict[str, int],
+           errors: list[SpecError]) -> Table:
     where = Where(None, None, f"tables.{name}").inside(root.get("tables"), name)
     columns = tuple(spec.get("columns") or ())
     rows: dict[str, Any] = {}
     for key, row in spec["rows"].items():
         if columns:
             if not isinstance(row, list) or len(row) != len(columns):
-                row_where = where.inside(spec["rows"], key)
-                raise row_where.error(SpecError, f"row {key!r} needs {len(columns)} values "
-                                                 f"({', '.join(columns)})")
+                errors.append(_row_error(name, spec, key, columns, where, order))
+                continue
             row = tuple(row)
         rows[str(key)] = plain(row)
     default = spec.get("default")
     if default is not None and str(default) not in rows:
-        raise where.error(SpecError, f"default row {default!r} is not a row of the table")
+        if str(default) not in map(str, spec["rows"]):  # not a bad row, already reported
+            errors.append(where.inside(spec, "default").error(
+                SpecError, f"default row {default!r} is not a row of the table"))
+        default = None
     return Table(name, rows, columns, None if default is None else str(default))
+
+
+def _row_error(name: str, table: dict[str, Any], key: Any, columns: tuple[str, ...], where: Where,
+               order: dict[str, int]) -> SpecError:
+    """A row that does not fit the columns, blamed on whichever of the two an overlay wrote later."""
+    row_where, columns_where = where.inside(table["rows"], key), where.inside(table, "columns")
+    message = f"row {key!r} needs {len(columns)} values ({', '.join(columns)})"
+    if _later(columns_where.file, row_where.file, order):
+        return columns_where.error(SpecError, f"{message}; the row is at {row_where.file}:{row_where.line}")
+    return row_where.error(SpecError, message)
+
+
+def _later(file: str | None, than: str | None, order: dict[str, int]) -> bool:
+    """Whether ``file`` was applied after ``than`` (an overlay after its base)."""
+    return file is not None and than is not None and order.get(file, -1) > order.get(than, -1)
+
+
+_NO_COLUMN = re.compile(r"table '(?P<table>[^']+)' has no column ")
+
+
+def _blame_columns(error: SpecError, spec: dict[str, Any], order: dict[str, int]) -> SpecError:
+    """A lookup of a column that an overlay took away from its table is the overlay's error.
+
+    The lookup (in the base, say) was right until an overlay rewrote the table's columns; the error
+    then points at the overlay's table, and names the lookup.
+    """
+    match = _NO_COLUMN.match(error.message) if isinstance(error, ReferenceError_) else None
+    table = (spec.get("tables") or {}).get(match["table"]) if match else None
+    if table is None:
+        return error
+    columns = Where(None, None, f"tables.{match['table']}").inside(spec["tables"], match["table"])
+    columns = columns.inside(table, "columns") if "columns" in table else columns
+    if not _later(columns.file, error.file, order):
+        return error
+    return columns.error(ReferenceError_, f"{error.message}, which {error.location} [{error.rule}] "
+                                          "looks up")
 
 
 def _section(section: dict[str, Any], keys: tuple[str, ...], compiler: RuleCompiler,

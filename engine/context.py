@@ -5,7 +5,9 @@ injected so that tests (and ``mapper convert --deterministic``) produce the same
 A conversion also reports here what it left out on purpose (``left_out``).
 ``$name`` paths in a mapping read these fields: ``$request`` is the client's original request (a
 Response echoes its parameters), ``$root`` the whole document being converted, ``$status`` the HTTP
-status of an upstream error, ``$options`` the mapping's options and ``$state`` a stream's state.
+status of an upstream error, ``$options`` the mapping's options, ``$tables`` its tables (each a
+read-only map of rows, for functions that take a whole table, e.g. ``rename_param``) and ``$state``
+a stream's state.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Callable, Mapping
 from .types import Json
 
 # The names a mapping may use after ``$``; checked at compile time.
-CONTEXT_VARIABLES = ("request", "root", "status", "options", "state")
+CONTEXT_VARIABLES = ("request", "root", "status", "options", "tables", "state")
 
 
 def _joined(prefix: str, suffix: str) -> str:
@@ -67,6 +69,7 @@ class Context:
     root: Json = None
     status: int | None = None
     options: Mapping[str, Json] | None = None  # set by the Mapping that runs the conversion
+    tables: Mapping[str, Mapping[str, Json]] | None = None  # likewise
     state: Json = None
     # what the conversion left out on purpose, as (what, why) pairs: a tool the upstream cannot
     # run, a field newer than the mapping. Not an error; the proxy logs it and names it in the

@@ -1,106 +1,52 @@
-"""Stage one: read mapping files, remember where everything was written, and merge overlays.
+"""Stage one: find mapping files, read them, and apply overlays: ``extends``, ``include``, ``--overlay``.
 
-Every object and list read from YAML remembers its file and line (``LineDict``/``LineList``), so
-that a schema error or a bad expression found later still points at the line that caused it, even
-after overlays from several files are merged into one spec.
+A base mapping stands alone. An overlay says ``extends: {mapping: openai-chat, version: "^1"}`` and
+only what differs from that base; ``engine.merge`` says how its entries merge (by key at any depth,
+``null`` deletes, lists replace, ``!replace``, a rule whose source changes is replaced whole).
 
-Overlays. A file that says ``extends: {mapping: openai-chat, version: "^1"}`` changes its base by
-rule id, one level deep:
+* ``--mapping OVERLAY`` loads the overlay's base, then the overlay.
+* ``--overlay X`` (repeatable) applies further overlays of the same base, in the order given.
+* ``include: [A, B]`` in an overlay applies A and B before the overlay's own entries; each of them
+  extends the same base. A file is applied once however often it is included, an include cycle is
+  an error at the ``include`` line that closes it.
 
-* ``options``, ``tables`` and ``maps`` are maps of entries keyed by id;
-* ``request``, ``response``, ``error`` and ``stream`` are sections whose sub-maps (``fields``,
-  ``drop``, ``reject``, ``echo``, ``kinds``, ``rules``, ...) are maps of entries keyed by id.
-
-An entry in an overlay replaces the base entry with the same id whole (it is never deep-merged), a
-new id is added after the base's entries, and ``null`` deletes. Only one level of ``extends`` is
-allowed: an overlay's base must itself extend nothing. Several overlays compose: they all extend
-the same base and apply in the order given, so the last one wins for an id both touch.
+Only one level of ``extends`` is allowed (an overlay's base extends nothing), and every overlay's
+``extends.version`` must match the base's version, however it was given: as the mapping, with
+``--overlay``, or through ``include``. Options (``--option``) apply last.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
 from .errors import OverlayError, SpecError
+from .merge import merge
+from .nodes import LineDict, LineList, new_dict, read_yaml
+from .schema import ENTRY_MAPS, SECTION_MAPS
+
+__all__ = [
+    "ENTRY_MAPS",
+    "MAPPINGS_DIR",
+    "PACKAGE_ROOT",
+    "PROVIDERS_DIR",
+    "SECTION_MAPS",
+    "LineDict",
+    "LineList",
+    "Loaded",
+    "builtin_names",
+    "load",
+    "locate",
+    "merge",
+    "read_yaml",
+    "version_matches",
+]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS_DIR = PACKAGE_ROOT / "mappings"
 PROVIDERS_DIR = MAPPINGS_DIR / "providers"
-
-# Top-level keys whose value is a map of entries keyed by id.
-ENTRY_MAPS = ("options", "tables", "maps")
-# Top-level sections whose sub-maps are maps of entries keyed by id.
-SECTION_MAPS = {
-    "request": ("fields", "drop", "reject", "passthrough"),
-    "response": ("fields", "echo", "drop"),
-    "error": ("fields",),
-    "stream": ("framing", "init", "capture", "rules", "kinds", "outcome", "response", "start", "end",
-               "fail", "envelope"),
-    "coverage": ("request", "response", "stream", "upstream_response", "upstream_stream"),
-}
-HEADER_KEYS = ("format", "id", "version", "description", "extends")
-
-
-class LineDict(dict):
-    """A dict that remembers the file and line it was read from, and (file, line) of each key.
-
-    Keys carry their own file because a merged node mixes keys from a base and its overlays.
-    """
-
-    __slots__ = ("file", "line", "key_lines")
-
-
-class LineList(list):
-    """A list that remembers the file and line it was read from."""
-
-    __slots__ = ("file", "line")
-
-
-def _loader_for(file: str) -> type[yaml.SafeLoader]:
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
-        loader.flatten_mapping(node)
-        mapping = LineDict()
-        mapping.file, mapping.line, mapping.key_lines = file, node.start_mark.line + 1, {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if key in mapping:
-                raise SpecError(f"duplicate key {key!r} (first on line {mapping.key_lines[key][1]})",
-                                file=file, line=key_node.start_mark.line + 1)
-            mapping[key] = loader.construct_object(value_node, deep=True)
-            mapping.key_lines[key] = (file, key_node.start_mark.line + 1)
-        return mapping
-
-    def construct_sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> LineList:
-        sequence = LineList(loader.construct_object(child, deep=True) for child in node.value)
-        sequence.file, sequence.line = file, node.start_mark.line + 1
-        return sequence
-
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, construct_sequence)
-    return Loader
-
-
-def read_yaml(path: Path, display: str | None = None) -> Any:
-    """Parse one YAML file into ``LineDict``/``LineList`` nodes. Raises ``SpecError``."""
-    name = display or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise SpecError(f"cannot read mapping file: {error.strerror}", file=name) from None
-    try:
-        return yaml.load(text, Loader=_loader_for(name))  # noqa: S506 - SafeLoader subclass
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        raise SpecError(f"YAML syntax: {error.problem}", file=name,
-                        line=mark.line + 1 if mark else None) from None
 
 
 # -- finding mapping files --------------------------------------------------------------------
@@ -141,136 +87,154 @@ def locate(reference: str, relative_to: Path | None = None) -> tuple[Path, str]:
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """A resolved spec and the files it was merged from, base first."""
+    """A resolved spec, the files it was merged from (base first), and the base as written."""
 
     spec: LineDict
     sources: tuple[str, ...]
+    base: LineDict
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    spec: LineDict
+    display: str
+    names: frozenset[str]  # what an overlay's extends.mapping may call it: its file stem and its id
+
+    @property
+    def version(self) -> str:
+        return str(self.spec.get("version", ""))
 
 
 def load(reference: str, overlays: Iterable[str] = (), options: dict[str, Any] | None = None) -> Loaded:
     """Read a mapping (a base or an overlay), apply further overlays and options, in that order."""
     path, display = locate(reference)
-    spec = _as_document(read_yaml(path, display), display)
-    sources = [display]
-    if "extends" in spec:
-        base, base_display = _read_base(spec, path, display)
-        spec = merge(base, spec)
-        sources.insert(0, base_display)
-    root_id = _root_id(spec)
-    for reference in overlays:
-        overlay_path, overlay_display = locate(reference)
-        overlay = _as_document(read_yaml(overlay_path, overlay_display), overlay_display)
-        _check_overlay_base(overlay, overlay_display, root_id)
-        spec = merge(spec, overlay)
-        sources.append(overlay_display)
+    document = _read_document(path, display)
+    if "extends" in document:
+        applier = _Applier(_read_base(document, path, display))
+        applier.apply(document, path, display)
+    elif "include" in document:
+        raise OverlayError("include belongs in an overlay (a file with extends:)", file=display,
+                           line=_key_line(document, "include"))
+    else:
+        applier = _Applier(_Base(document, display, frozenset({path.stem, str(document.get("id"))})))
+    for overlay_reference in overlays:
+        overlay_path, overlay_display = locate(overlay_reference)
+        overlay = _read_document(overlay_path, overlay_display)
+        if "extends" not in overlay:
+            raise OverlayError("a file given with --overlay must extend a base mapping",
+                               file=overlay_display, line=1)
+        applier.apply(overlay, overlay_path, overlay_display)
+    spec, sources = applier.spec, applier.sources
     if options:
         spec = merge(spec, _options_overlay(options))
         sources.append("<options>")
-    return Loaded(spec, tuple(sources))
+    return Loaded(spec, tuple(sources), applier.base.spec)
 
 
-def _as_document(document: Any, display: str) -> LineDict:
+def _read_document(path: Path, display: str) -> LineDict:
+    document = read_yaml(path, display)
     if not isinstance(document, LineDict):
         raise SpecError("a mapping file must be a YAML object", file=display, line=1)
     return document
 
 
-def _read_base(overlay: LineDict, path: Path, display: str) -> tuple[LineDict, str]:
+def _key_line(node: LineDict, key: str) -> int | None:
+    return node.key_lines.get(key, (None, None))[1]
+
+
+def _read_base(overlay: LineDict, path: Path, display: str) -> _Base:
     extends = overlay["extends"]
-    line = overlay.key_lines.get("extends", (None, None))[1]
+    line = _key_line(overlay, "extends")
     if not isinstance(extends, dict) or "mapping" not in extends:
         raise OverlayError("extends needs {mapping: NAME, version: RANGE}", file=display, line=line)
     base_path, base_display = locate(str(extends["mapping"]), relative_to=path)
-    base = _as_document(read_yaml(base_path, base_display), base_display)
+    base = _read_document(base_path, base_display)
     if "extends" in base:
         raise OverlayError(f"{base_display} extends another mapping itself; only one level of "
-                           "extends is allowed (compose overlays with --overlay instead)",
-                           file=display, line=line)
-    wanted = extends.get("version")
-    if wanted is not None and not version_matches(str(base.get("version", "")), str(wanted)):
-        raise OverlayError(f"{base_display} is version {base.get('version')}, but this overlay "
-                           f"needs {wanted}", file=display, line=line)
-    return base, base_display
+                           "extends is allowed (an overlay includes other overlays instead, or "
+                           "compose them with --overlay)", file=display, line=line)
+    return _Base(base, base_display, frozenset({base_path.stem, str(base.get("id"))}))
 
 
-def _root_id(spec: LineDict) -> Any:
-    # The merged spec of an overlay keeps its base's ``extends`` target as the root id.
-    extends = spec.get("extends")
-    if isinstance(extends, dict):
-        return Path(str(extends.get("mapping", ""))).stem
-    return spec.get("id")
+@dataclass(slots=True)
+class _Applier:
+    """Applies overlays to one base, in order, includes first, each file once."""
+
+    base: _Base
+    spec: LineDict = field(init=False)
+    sources: list[str] = field(init=False)
+    applied: set[Path] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.spec, self.sources = self.base.spec, [self.base.display]
+
+    def apply(self, overlay: LineDict, path: Path, display: str,
+              chain: tuple[tuple[Path, str], ...] = (), included_by: str = "") -> None:
+        self._check_extends(overlay, display, included_by)
+        if path.resolve() in self.applied:  # given again with --overlay: already in place
+            return
+        chain = (*chain, (path.resolve(), display))
+        for reference, line in _includes(overlay, display):
+            where = f"{display}:{line}"
+            included_path, included_display = locate(reference, relative_to=path)
+            key = included_path.resolve()
+            if key in {seen for seen, _ in chain}:
+                names = [name for _, name in chain] + [included_display]
+                raise OverlayError(f"include cycle: {' -> '.join(names)}", file=display, line=line)
+            if key in self.applied:
+                continue
+            included = _read_document(included_path, included_display)
+            if "extends" not in included:
+                raise OverlayError(f"{included_display} is not an overlay (it has no extends:); only "
+                                   "overlays can be included", file=display, line=line)
+            self.apply(included, included_path, included_display, chain, included_by=where)
+        self.spec = merge(self.spec, _without(overlay, "include"))
+        self.sources.append(display)
+        self.applied.add(path.resolve())
+
+    def _check_extends(self, overlay: LineDict, display: str, included_by: str) -> None:
+        extends = overlay["extends"]
+        line = _key_line(overlay, "extends")
+        by = f" (included by {included_by})" if included_by else ""
+        if not isinstance(extends, dict) or "mapping" not in extends:
+            raise OverlayError(f"extends needs {{mapping: NAME, version: RANGE}}{by}", file=display,
+                               line=line)
+        target = Path(str(extends["mapping"])).stem
+        if target not in self.base.names:
+            raise OverlayError(f"this overlay extends {target!r}, but the mapping it is applied to "
+                               f"is based on {self.base.display}{by}", file=display, line=line)
+        wanted = extends.get("version")
+        if wanted is not None and not version_matches(self.base.version, str(wanted)):
+            raise OverlayError(f"{self.base.display} is version {self.base.version or '(none)'}, "
+                               f"but this overlay needs {wanted}{by}", file=display, line=line)
 
 
-def _check_overlay_base(overlay: LineDict, display: str, root_id: Any) -> None:
-    extends = overlay.get("extends")
-    line = overlay.key_lines.get("extends", (None, 1))[1]
-    if not isinstance(extends, dict):
-        raise OverlayError("a file given with --overlay must extend a base mapping", file=display,
-                           line=line)
-    target = Path(str(extends.get("mapping", ""))).stem
-    if target != root_id:
-        raise OverlayError(f"this overlay extends {target!r}, but the mapping it is applied to is "
-                           f"based on {root_id!r}", file=display, line=line)
+def _includes(overlay: LineDict, display: str) -> list[tuple[str, int | None]]:
+    """The overlays ``overlay`` includes, each with the line that names it."""
+    included = overlay.get("include")
+    if included is None:
+        return []
+    line = _key_line(overlay, "include")
+    if not isinstance(included, list) or not all(isinstance(item, str) and item for item in included):
+        raise OverlayError("include takes a list of overlay names or paths", file=display, line=line)
+    lines = getattr(included, "item_lines", None) or [line] * len(included)
+    return list(zip(included, lines))
 
 
-def _options_overlay(options: dict[str, Any]) -> LineDict:
-    overlay = LineDict(options=LineDict(options))
-    overlay.file, overlay.line, overlay.key_lines = "<options>", None, {}
-    overlay["options"].file, overlay["options"].line = "<options>", None
-    overlay["options"].key_lines = {}
-    return overlay
-
-
-def merge(base: LineDict, overlay: LineDict) -> LineDict:
-    """``base`` changed by ``overlay``: entries replaced whole by id, ``null`` deletes."""
-    return _merge_level(base, overlay, ENTRY_MAPS, SECTION_MAPS)
-
-
-def _merge_level(base: LineDict, overlay: LineDict, entry_maps: tuple[str, ...],
-                 sections: dict[str, tuple[str, ...]] | None = None) -> LineDict:
-    """One level of a spec: id-keyed maps merge by entry, sections recurse, the rest is replaced."""
-    merged = _copy_node(base)
-    for key, value in overlay.items():
-        if key in entry_maps:
-            merged[key] = _merge_entries(base.get(key), value)
-        elif (sections and key in sections and isinstance(value, dict)
-              and isinstance(base.get(key), dict)):
-            merged[key] = _merge_level(base[key], value, sections[key])
-        elif value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-        _set_key_line(merged, key, overlay)
-    return merged
-
-
-def _merge_entries(base: Any, overlay: Any) -> Any:
-    if overlay is None:
-        return None
-    if not isinstance(base, dict) or not isinstance(overlay, dict):
-        return overlay
-    merged = _copy_node(base)
-    for entry_id, rule in overlay.items():
-        if rule is None:
-            merged.pop(entry_id, None)
-            merged.key_lines.pop(entry_id, None)
-        else:
-            merged[entry_id] = rule
-            _set_key_line(merged, entry_id, overlay)
-    return merged
-
-
-def _copy_node(node: LineDict) -> LineDict:
-    copy = LineDict(node)
-    copy.file, copy.line = getattr(node, "file", None), getattr(node, "line", None)
-    copy.key_lines = dict(getattr(node, "key_lines", {}))
+def _without(node: LineDict, key: str) -> LineDict:
+    if key not in node:
+        return node
+    copy = new_dict(node.file, node.line)
+    copy.update((k, v) for k, v in node.items() if k != key)
+    copy.key_lines = {k: v for k, v in node.key_lines.items() if k != key}
     return copy
 
 
-def _set_key_line(target: LineDict, key: Any, source: LineDict) -> None:
-    lines = getattr(source, "key_lines", None)
-    if lines and key in lines:
-        target.key_lines[key] = lines[key]
+def _options_overlay(options: dict[str, Any]) -> LineDict:
+    overlay = new_dict("<options>", None)
+    overlay["options"] = new_dict("<options>", None)
+    overlay["options"].update(options)
+    return overlay
 
 
 # -- versions ---------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ class Mapping:
     to_api: str
     sources: tuple[str, ...]
     options: ReadOnly[str, Json]
+    # each table's rows, read-only, for ``$tables.NAME``
+    tables: ReadOnly[str, ReadOnly[str, Json]]
     spec: Any
     request: Document | None
     response: Document | None
@@ -71,9 +73,9 @@ class Mapping:
         # the client's request is both the document and ``$request`` (functions that know the
         # client's tools read them there, in every direction and kind)
         if ctx is None:
-            ctx = Context(options=self.options, root=body, request=body)
+            ctx = Context(options=self.options, tables=self.tables, root=body, request=body)
         else:
-            ctx.options, ctx.root, ctx.request = self.options, body, body
+            ctx.options, ctx.tables, ctx.root, ctx.request = self.options, self.tables, body, body
         known = document.known
         for key in body:
             if key not in known:
@@ -121,9 +123,9 @@ class Mapping:
         if body.__class__ is not dict:
             raise ConversionError("the response body must be a JSON object")
         if ctx is None:
-            ctx = Context(options=self.options, root=body, request=request)
+            ctx = Context(options=self.options, tables=self.tables, root=body, request=request)
         else:
-            ctx.options, ctx.root, ctx.request = self.options, body, request
+            ctx.options, ctx.tables, ctx.root, ctx.request = self.options, self.tables, body, request
         return document.build(body, ctx)
 
     def convert_error(self, body: Json, *, status: int, ctx: Context | None = None) -> JsonObject:
@@ -134,9 +136,9 @@ class Mapping:
         if body.__class__ is not dict:
             body = {"text": body if isinstance(body, str) else str(body)}
         if ctx is None:
-            ctx = Context(options=self.options, root=body, status=status)
+            ctx = Context(options=self.options, tables=self.tables, root=body, status=status)
         else:
-            ctx.options, ctx.root, ctx.status = self.options, body, status
+            ctx.options, ctx.tables, ctx.root, ctx.status = self.options, self.tables, body, status
         return document.build(body, ctx)
 
     # -- streams --------------------------------------------------------------------------------
@@ -147,9 +149,9 @@ class Mapping:
         if self.stream_spec is None:
             raise ConversionError(f"mapping '{self.id}' declares no stream translation")
         if ctx is None:
-            ctx = Context(options=self.options, request=request)
+            ctx = Context(options=self.options, tables=self.tables, request=request)
         else:
-            ctx.options, ctx.request = self.options, request
+            ctx.options, ctx.tables, ctx.request = self.options, self.tables, request
         return StreamMachine(self.stream_spec, ctx)
 
     def _missing(self, section: str) -> ConversionError:

@@ -8,21 +8,38 @@ are reported at once, in file order, each with the id of the rule it sits in.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import orjson
 
 from .errors import SchemaError, SpecErrors
-from .load import ENTRY_MAPS, PACKAGE_ROOT, SECTION_MAPS
 
-MAPPING_SCHEMA = PACKAGE_ROOT / "schemas" / "mapping-1.schema.json"
+MAPPING_SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "mapping-1.schema.json"
+
+# Top-level keys whose value is a map of entries keyed by id, and the sub-maps of each section that
+# are: a schema error is reported with the id of the entry it falls in (``maps.usage``).
+ENTRY_MAPS = ("options", "tables", "maps")
+SECTION_MAPS = {
+    "request": ("fields", "drop", "reject", "passthrough"),
+    "response": ("fields", "echo", "drop"),
+    "error": ("fields",),
+    "stream": ("framing", "init", "capture", "rules", "kinds", "outcome", "response", "start", "end",
+               "fail", "envelope"),
+    "coverage": ("request", "response", "stream", "upstream_response", "upstream_stream"),
+}
+
+
+@lru_cache(maxsize=1)
+def mapping_schema() -> dict[str, Any]:
+    """``schemas/mapping-1.schema.json``, parsed once."""
+    return orjson.loads(MAPPING_SCHEMA.read_bytes())
 
 
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft202012Validator:
-    schema = orjson.loads(MAPPING_SCHEMA.read_bytes())
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema.Draft202012Validator(mapping_schema())
 
 
 def validate_spec(spec: dict[str, Any]) -> None:

@@ -5,9 +5,11 @@ to a ``FakeUpstream`` that refuses what the real provider refuses: the base must
 overlay must pass. Where the answer matters too (reasoning fields, usage), it is converted back,
 and the next request is built from the converted answer, as a client would: a real multi-turn
 round trip, streamed and not. Composition (`deepseek` + `--overlay no-system-role`) is tested the
-same way, and a table of the ids each overlay touches shows which overlays may be combined.
+same way, and the set of paths each overlay changes shows which overlays may be combined.
 
-``mapper resolve`` is snapshotted for every overlay (tests/__snapshots__/test_overlays/).
+What each overlay changes in its base (``mapper resolve NAME --changes``) is snapshotted
+(tests/__snapshots__/test_overlays/), and re-applying those changes to the base must give the
+resolved mapping.
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from click.testing import CliRunner
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from mapper.cli import main as cli
 from mapper.engine import ConversionError, Mapping, RejectedField, deterministic_context, load_mapping
-from mapper.engine.load import PROVIDERS_DIR, locate, read_yaml
+from mapper.engine.load import PROVIDERS_DIR, load
+from mapper.engine.merge import changes, merge
+from mapper.engine.nodes import Replace
 from mapper.engine.ops import plain
+from mapper.engine.schema import validate_spec
 from mapper.engine.streaming import translate_stream
 from mapper.engine.upstream_target import auth_headers, endpoint_url
 from support.fake_upstream import FakeUpstream
@@ -136,8 +142,28 @@ CLIENT_CASES: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 
+# overlays for a switch the base cannot say: the upstream takes the base's request and does not do
+# what it asks; with the overlay it does
+SWITCH_CASES: dict[str, tuple[tuple[str, ...], dict[str, Any], list[str], list[str]]] = {
+    # reasoning_effort "none" means nothing to a chat template: the model thinks anyway
+    "chat-template-thinking": (("reasoning_field", "chat_template_kwargs"),
+                               {"input": "why sky", "reasoning": {"effort": "none"}},
+                               ["reasoning", "message"], ["message"]),
+}
+
+
 def test_every_overlay_has_a_quirk_case() -> None:
-    assert sorted([*CASES, *CLIENT_CASES]) == OVERLAYS
+    assert sorted([*CASES, *CLIENT_CASES, *SWITCH_CASES]) == OVERLAYS
+
+
+@pytest.mark.parametrize("name", sorted(SWITCH_CASES))
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_base_is_not_heard_and_switch_overlay_is(name: str, stream: bool) -> None:
+    quirks, request, unheard, heard = SWITCH_CASES[name]
+    request = {"model": "fake-model", **request, "stream": stream}
+    with FakeUpstream(quirks=quirks) as upstream:
+        assert [item["type"] for item in answer(BASE, upstream, request)["output"]] == unheard
+        assert [item["type"] for item in answer(name, upstream, request)["output"]] == heard
 
 
 @pytest.mark.parametrize("name", sorted(CLIENT_CASES))
@@ -219,7 +245,8 @@ def test_deepseek_composes_with_no_system_role() -> None:
     assert sent[0] == {"role": "user", "content": "Be brief.\n\ncall get_weather and call get_time"}
     assert sent[1]["reasoning_content"].startswith("thinking about:")
     assert response["status"] == "completed"
-    assert composed.sources == ("openai-chat.yaml", "providers/deepseek.yaml", "providers/no-system-role.yaml")
+    assert composed.sources == ("openai-chat.yaml", "providers/no-developer-role.yaml", "providers/deepseek.yaml",
+                                "providers/no-system-role.yaml")
 
 
 def test_deepseek_reads_cache_hits_and_switches_thinking() -> None:
@@ -394,48 +421,61 @@ def test_azure_addressing_and_key_header(base_path: str, options: dict[str, Any]
 # -- composition --------------------------------------------------------------------------------
 
 
+HEADER = ("format", "id", "version", "description", "extends")
+
+
+def leaves(change: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """An overlay's changes as path -> value; a deletion is None, a replaced object one leaf."""
+    if not isinstance(change, dict) or isinstance(change, Replace) or (not change and path):
+        return {path: change}
+    found: dict[tuple[str, ...], Any] = {}
+    for key, value in change.items():
+        found.update(leaves(value, (*path, str(key))))
+    return found
+
+
 @cache
-def touched(name: str) -> dict[str, Any]:
-    """Every id an overlay sets or deletes, as ``section.map.id`` -> rule."""
-    path, display = locate(name)
-    overlay = plain(read_yaml(path, display))
-    ids: dict[str, Any] = {}
-    for key, value in overlay.items():
-        if key in ("options", "tables", "maps"):
-            ids.update({f"{key}.{entry}": rule for entry, rule in value.items()})
-        elif key in ("request", "response", "error", "stream"):
-            for sub, entries in value.items():
-                ids.update({f"{key}.{sub}.{entry}": rule for entry, rule in entries.items()})
-    return ids
+def touched(name: str) -> dict[tuple[str, ...], Any]:
+    """Every path an overlay (with what it includes) sets or deletes in the base."""
+    loaded = load(name)
+    changed = changes(plain(loaded.base), plain(loaded.spec))
+    return leaves({key: value for key, value in changed.items() if key not in HEADER})
 
 
-# Pairs of overlays that set the same id differently; with both, the later one wins for that id.
-# no-system-role folds every instruction into user messages, which also settles what llama-cpp and
-# single-system-message do with them, so it is meant to come last.
+def clashes(a: dict[tuple[str, ...], Any], b: dict[tuple[str, ...], Any]) -> set[str]:
+    """Paths both set differently, or that one deletes or replaces while the other changes inside."""
+    found = {path for path in a.keys() & b.keys() if a[path] != b[path]}
+    found |= {inner for inner in a.keys() ^ b.keys()
+              for outer in a.keys() | b.keys() if outer != inner and inner[:len(outer)] == outer}
+    return {".".join(path) for path in found}
+
+
+# Pairs of overlays that set the same path differently; with both, the later one wins for it.
+# no-system-role folds every instruction into user messages, which also settles what llama-cpp (through
+# single-system-message) and single-system-message do with them, so it is meant to come last.
 KNOWN_OVERRIDES = {
-    frozenset({"llama-cpp", "no-system-role"}): {"maps.finish_messages"},
-    frozenset({"single-system-message", "no-system-role"}): {"maps.finish_messages"},
+    frozenset({"llama-cpp", "no-system-role"}): {"maps.finish_messages.then.fn"},
+    frozenset({"single-system-message", "no-system-role"}): {"maps.finish_messages.then.fn"},
 }
-GENERIC = [name for name in OVERLAYS if name.startswith(("no-", "max-", "single-", "drop-"))]
+GENERIC = [name for name in OVERLAYS if name.startswith(("no-", "max-", "single-", "drop-", "chat-template-"))]
 # two provider overlays are never combined: each says how one provider works
 PAIRS = [pair for pair in itertools.combinations(OVERLAYS, 2) if set(pair) & set(GENERIC)]
 
 
 @pytest.mark.parametrize(("first", "second"), PAIRS)
 def test_overlays_compose_without_silent_conflicts(first: str, second: str) -> None:
-    a, b = touched(first), touched(second)
-    conflicts = {key for key in a.keys() & b.keys() if a[key] != b[key]}
-    assert conflicts == KNOWN_OVERRIDES.get(frozenset({first, second}), set())
+    assert clashes(touched(first), touched(second)) == KNOWN_OVERRIDES.get(frozenset({first, second}), set())
 
 
 @pytest.mark.parametrize("provider", [name for name in OVERLAYS if name not in GENERIC])
 def test_every_generic_overlay_composes_on_every_provider(provider: str) -> None:
     composed = load_mapping(provider, overlays=GENERIC)  # merges and compiles
-    assert composed.sources[:2] == ("openai-chat.yaml", f"providers/{provider}.yaml")
+    assert composed.sources[0] == "openai-chat.yaml" and f"providers/{provider}.yaml" in composed.sources
+    assert len(set(composed.sources)) == len(composed.sources)  # an included overlay is applied once
     assert composed.convert_request({"model": "m", "input": "hi"}, ctx=deterministic_context())
 
 
-# -- mapper resolve snapshots -------------------------------------------------------------------
+# -- what each overlay changes: mapper resolve --changes ---------------------------------------------
 
 
 class YamlSnapshot(SingleFileSnapshotExtension):
@@ -443,10 +483,72 @@ class YamlSnapshot(SingleFileSnapshotExtension):
     file_extension = "yaml"
 
 
-@pytest.mark.parametrize("args", [[name] for name in OVERLAYS] + [["deepseek", "--overlay", "no-system-role"]],
-                         ids=lambda args: "+".join(a for a in args if a != "--overlay"))
-def test_resolve_snapshot(args: list[str], snapshot: Any) -> None:
-    result = CliRunner().invoke(cli, ["resolve", *args])
+RESOLVED = [[name] for name in OVERLAYS] + [["deepseek", "--overlay", "no-system-role"]]
+
+
+def resolve_id(args: list[str]) -> str:
+    return "+".join(a for a in args if a != "--overlay")
+
+
+@pytest.mark.parametrize("args", RESOLVED, ids=resolve_id)
+def test_changes_snapshot(args: list[str], snapshot: Any) -> None:
+    result = CliRunner().invoke(cli, ["resolve", *args, "--changes"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("# resolved from: openai-chat.yaml + providers/")
+    assert result.output.startswith("# what providers/")
+    assert result.output.splitlines()[0].endswith(" changes in openai-chat.yaml")
     assert result.output == snapshot(extension_class=YamlSnapshot)
+
+
+@pytest.mark.parametrize("args", RESOLVED, ids=resolve_id)
+def test_changes_applied_to_the_base_give_the_resolved_mapping(args: list[str]) -> None:
+    loaded = load(args[0], overlays=args[2:])
+    validate_spec(loaded.spec)
+    changed = changes(plain(loaded.base), plain(loaded.spec))
+    assert plain(merge(loaded.base, changed)) == plain(loaded.spec)
+    # the changes say only what differs: no unchanged base entry is repeated
+    for path, value in leaves(changed).items():
+        assert value is None or path[0] in HEADER or not path_in(plain(loaded.base), path, value)
+
+
+def path_in(document: Any, path: tuple[str, ...], value: Any) -> bool:
+    for key in path:
+        if not isinstance(document, dict) or key not in document:
+            return False
+        document = document[key]
+    return document == value
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_resolve_prints_the_whole_mapping(name: str) -> None:
+    result = CliRunner().invoke(cli, ["resolve", name])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("# resolved from: openai-chat.yaml + ")
+    assert result.output.splitlines()[0].endswith(f"providers/{name}.yaml")
+    resolved = yaml.safe_load(result.output)
+    validate_spec(resolved)
+    assert resolved == plain(load(name).spec)
+
+
+# -- the base's extension points: one option, one table row ----------------------------------------
+
+
+def test_reasoning_passback_is_an_option_of_the_base() -> None:
+    item = {"type": "reasoning", "id": "rs_1", "summary": [], "content": [{"type": "reasoning_text", "text": "hmm"}]}
+    request = {"model": "m", "input": [user("q"), item, {"role": "assistant", "content": "a"}, user("again")]}
+    assert "reasoning" not in convert(BASE, request)["messages"][1]
+    for field_name in ("reasoning", "reasoning_content"):
+        chosen = load_mapping(BASE, options={"reasoning_passback": field_name})
+        assert convert(chosen, request)["messages"][1] == {"role": "assistant", "content": "a", field_name: "hmm"}
+    with pytest.raises(RejectedField, match="reasoning_passback must be none, reasoning_content or reasoning"):
+        convert(load_mapping(BASE, options={"reasoning_passback": "thinking"}), request)
+
+
+@pytest.mark.parametrize("name", ["max-completion-tokens", "azure-openai"])
+def test_an_overlay_adds_the_error_param_row_for_the_field_it_renames(name: str) -> None:
+    error = {"error": {"message": "max_completion_tokens is too large", "type": "invalid_request_error",
+                       "param": "max_completion_tokens", "code": None}}
+    assert mapping(BASE).convert_error(error, status=400)["error"]["param"] == "max_completion_tokens"
+    assert mapping(name).convert_error(error, status=400)["error"]["param"] == "max_output_tokens"
+    # the base's rows are still there
+    assert mapping(name).convert_error({"error": {"message": "x", "param": "messages[1].content"}},
+                                       status=400)["error"]["param"] == "input"

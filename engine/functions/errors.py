@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from ..context import Context
 from ..types import Json
@@ -26,12 +27,13 @@ def rename_param(param: Json, ctx: Context, names: Json) -> Json:
     """Name an upstream error's ``param`` in the client's request fields instead of the upstream's.
 
     ``names`` maps a path prefix of the upstream's request (``input``, ``text.format``) to the
-    client's field it came from. The longest prefix that ends at a segment wins, and what follows
-    it is dropped: below a renamed field the two requests are shaped differently (one chat message
-    may become several input items), so an index there would point at the wrong element. A param
-    no prefix matches has the same name on both sides and is kept.
+    client's field it came from: a mapping passes its ``error_param`` table (``$tables.error_param``),
+    which an overlay extends by a row for each field it renames. The longest prefix that ends at a
+    segment wins, and what follows it is dropped: below a renamed field the two requests are shaped
+    differently (one chat message may become several input items), so an index there would point
+    at the wrong element. A param no prefix matches has the same name on both sides and is kept.
     """
-    if param.__class__ is not str or names.__class__ is not dict:
+    if param.__class__ is not str or not isinstance(names, Mapping):
         return param
     cuts = [match.start() for match in _BOUNDARY.finditer(param)] + [len(param)]
     for cut in reversed(cuts):
