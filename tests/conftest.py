@@ -56,3 +56,25 @@ def redis_url(tmp_path_factory):
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def mapper_with_store(upstream_server: FakeUpstream, tmp_path_factory):
+    """``mapper serve --store`` on its defaults, a real process in front of the module's upstream.
+
+    For the real-client tests (tests/test_client_*.py); a module that overrides ``upstream_server``
+    (Codex's scripted model) gets the server in front of its own.
+    """
+    from support.real_clients import serve_on_defaults
+
+    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("mapper"), store=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mapper_without_store(upstream_server: FakeUpstream, tmp_path_factory):
+    """``mapper serve`` on its defaults, without a response store (see ``mapper_with_store``)."""
+    from support.real_clients import serve_on_defaults
+
+    with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("mapper")) as server:
+        yield server

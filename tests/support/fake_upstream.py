@@ -9,7 +9,8 @@ How it is put together:
 - **Replies** (`upstream_replies`) are small frozen dataclasses that know how to send themselves. Tests
   queue them per path with `FakeUpstream.expect`; the default answers are sent as the same kinds.
 - **The toy model** (`toy_model`) is deterministic and speaks both Chat Completions and Responses,
-  streaming or not; it answers whatever no script answers.
+  streaming or not; it answers whatever no script answers. Another chat model can take its place
+  (`chat_model=`, e.g. `scripted_agent.AgentPlan(...).answer` for an agent client's tool loop).
 - **Quirks** (`provider_quirks`) reject what a real provider rejects before any scripted or default
   reply; the server applies them, along with auth and Azure's addressing.
 - **The server** is aiohttp in a background thread with its own event loop. It runs with
@@ -33,7 +34,8 @@ from aiohttp import web
 
 from .provider_quirks import (AZURE_PATH, BODY_QUIRKS, KNOWN_QUIRKS, REASONING_QUIRKS, ROUTE_QUIRKS,
                               THINKING_SWITCHES)
-from .toy_model import chat_answer, chat_chunks, chat_completion, response_events, response_object, responses_answer
+from .toy_model import (Answer, chat_answer, chat_chunks, chat_completion, response_events, response_object,
+                        responses_answer)
 from .upstream_replies import DROPPED, ERROR_FORMATS, ErrorReply, JsonReply, Reply, SseReply, event_frame
 
 Json = Any
@@ -75,8 +77,10 @@ class FakeUpstream:
         quirks: Iterable[str] = (),
         api_key: str | None = None,
         stream_delay: float = 0.0,
+        chat_model: Callable[[Json, bool], Answer] = chat_answer,
     ) -> None:
         self.models = tuple(models)
+        self.chat_model = chat_model  # (chat request, reasoning on) -> Answer; a scripted agent plugs in here
         self.stream_delay = stream_delay  # seconds between default-model stream frames
         self.quirks = tuple(quirks)
         unknown = sorted(set(self.quirks) - KNOWN_QUIRKS)
@@ -295,7 +299,7 @@ class FakeUpstream:
     def _chat(self, body: Json) -> Reply:
         thinks = all(THINKING_SWITCHES[quirk](body) for quirk in self.quirks if quirk in THINKING_SWITCHES)
         reasoning_key = self.reasoning_key if thinks else None
-        answer = chat_answer(body, reasoning=reasoning_key is not None)
+        answer = self.chat_model(body, reasoning_key is not None)
         completion_id = f"chatcmpl-fake-{next(self._numbers)}"
         model = body.get("model") or self.models[0]
         if not body.get("stream"):

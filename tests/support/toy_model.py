@@ -71,13 +71,18 @@ def think(
     """
     calls = () if tool_output is not None else _named_calls(user_text, tool_names, freeform)
     text = "" if calls else (f"tool said: {tool_output}" if tool_output is not None else f"echo: {user_text}")
-    pieces = tuple(re.findall(r"\S+\s*", text))
+    pieces = split_words(text)
     truncated = limit is not None and len(pieces) > limit
     if truncated:
         pieces = pieces[:limit]
         pieces = (*pieces[:-1], pieces[-1].rstrip()) if pieces else ()
-    thoughts = tuple(re.findall(r"\S+\s*", f"thinking about: {user_text}")) if reasoning else ()
+    thoughts = split_words(f"thinking about: {user_text}") if reasoning else ()
     return Answer(pieces, calls, thoughts, truncated, prompt_words)
+
+
+def split_words(text: str) -> tuple[str, ...]:
+    """`text` as `Answer.pieces`: one word each, with its trailing space."""
+    return tuple(re.findall(r"\S+\s*", text))
 
 
 def _named_calls(user_text: str, tool_names: list[str], freeform: frozenset[str]) -> tuple[ToolCall, ...]:
