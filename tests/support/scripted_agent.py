@@ -9,7 +9,7 @@ rebuilds it from a response store, and a retried request gets the same answer.
 
 A step is a ``Shell`` command, run through whichever shell tool the client offers, found by name
 with the arguments that tool takes (Codex offers ``exec_command`` with ``cmd``; older builds
-``shell_command`` or ``shell``), a ``Patch`` for Codex's freeform ``apply_patch`` tool (a
+``shell_command`` or ``shell``; Claude Code ``Bash`` with ``command`` and ``description``), a ``Patch`` for Codex's freeform ``apply_patch`` tool (a
 function taking ``input`` once mapper has turned it into a chat tool), or a ``Namespaced`` call of
 a tool inside one of the client's ``namespace`` groups. A request that does not
 offer the tool a step needs gets a text answer naming the tools it did offer, so a test that
@@ -35,6 +35,8 @@ SHELL_TOOLS: dict[str, Callable[[str], Json]] = {
     "exec_command": lambda command: {"cmd": command},
     "shell_command": lambda command: {"command": command},
     "shell": lambda command: {"command": ["bash", "-lc", command]},
+    # Claude Code's tool: `description` is optional in its schema, but the model is told to fill it
+    "Bash": lambda command: {"command": command, "description": "Run a step of the scripted plan"},
 }
 
 
