@@ -12,7 +12,7 @@ byte splits, and be accepted by the official SDK with the same final response.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -22,27 +22,18 @@ from hypothesis import strategies as st
 from mapper.engine import load_mapping
 from mapper.engine.context import deterministic_context
 from mapper.engine.streaming import translate_stream
+from support.chat_streams import LAYOUTS, ChatStreamPlan, chat_sse, render_chat_stream
 from support.generators import ARGUMENTS, NAMES, TEXT, byte_pieces, fragments
 from support.responses_invariants import check_responses_stream
 from support.sdk_replay import replay_responses_stream, without_sdk_fields
 from support.sse_reader import parse_sse_events
 
 MAPPING = load_mapping("openai-chat")
-ENVELOPE = {"id": "chatcmpl-prop", "object": "chat.completion.chunk", "created": 1, "model": "prop"}
 
 
 @dataclass
-class Plan:
-    reasoning: str | None
-    reasoning_field: str
-    text: str | None
-    calls: list[tuple[str, str, str]]          # (call id, name, arguments)
-    custom: dict[str, str]                     # custom tool name -> the input its call carries
-    layout: str                                # sequential | interleaved | one_chunk | ollama
-    resend_ids: bool
-    finish: str
-    usage: bool
-    done: bool
+class Plan(ChatStreamPlan):
+    custom: dict[str, str] = field(default_factory=dict)  # custom tool name -> the input its call carries
 
 
 @st.composite
@@ -63,63 +54,9 @@ def plans(draw: Any) -> Plan:
     return Plan(reasoning=reasoning,
                 reasoning_field=draw(st.sampled_from(["reasoning_content", "reasoning"])),
                 text=text, calls=calls, custom=custom,
-                layout=draw(st.sampled_from(["sequential", "interleaved", "one_chunk", "ollama"])),
+                layout=draw(st.sampled_from(LAYOUTS)),
                 resend_ids=draw(st.booleans()), finish=draw(st.sampled_from(finishes)),
                 usage=draw(st.booleans()), done=draw(st.booleans()))
-
-
-def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {**ENVELOPE, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-
-
-def render(draw: Any, plan: Plan) -> list[dict[str, Any] | str]:
-    chunks: list[dict[str, Any] | str] = [chunk({"role": "assistant", "content": ""})]
-    for piece in fragments(draw, plan.reasoning or ""):
-        chunks.append(chunk({plan.reasoning_field: piece}))
-    for piece in fragments(draw, plan.text or ""):
-        chunks.append(chunk({"content": piece}))
-    chunks.extend(tool_call_chunks(draw, plan))
-    chunks.append(chunk({}, plan.finish))
-    if plan.usage:
-        chunks.append({**ENVELOPE, "choices": [],
-                       "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}})
-    if plan.done:
-        chunks.append("[DONE]")
-    return chunks
-
-
-def tool_call_chunks(draw: Any, plan: Plan) -> list[dict[str, Any]]:
-    def first(index: int, call: tuple[str, str, str], arguments: str) -> dict[str, Any]:
-        return {"index": index, "id": call[0], "type": "function",
-                "function": {"name": call[1], "arguments": arguments}}
-
-    def later(index: int, call: tuple[str, str, str], arguments: str) -> dict[str, Any]:
-        if plan.resend_ids:
-            return first(index, call, arguments)
-        return {"index": index, "function": {"arguments": arguments}}
-
-    if plan.layout == "one_chunk" and plan.calls:
-        return [chunk({"tool_calls": [first(i, c, c[2]) for i, c in enumerate(plan.calls)]})]
-    if plan.layout == "ollama":
-        return [chunk({"tool_calls": [first(0, c, c[2])]}) for c in plan.calls]
-    per_call = []
-    for index, call in enumerate(plan.calls):
-        pieces = fragments(draw, call[2])
-        deltas = [first(index, call, pieces[0])] + [later(index, call, p) for p in pieces[1:]]
-        per_call.append(deltas)
-    if plan.layout == "sequential":
-        return [chunk({"tool_calls": [d]}) for deltas in per_call for d in deltas]
-    ordered = []  # interleaved: round robin, each call's first delta before its later ones
-    while any(per_call):
-        for deltas in per_call:
-            if deltas:
-                ordered.append(chunk({"tool_calls": [deltas.pop(0)]}))
-    return ordered
-
-
-def sse(chunks: list[dict[str, Any] | str]) -> bytes:
-    return b"".join(b"data: [DONE]\n\n" if c == "[DONE]" else b"data: " + orjson.dumps(c) + b"\n\n"
-                    for c in chunks)
 
 
 def request_of(plan: Plan) -> dict[str, Any]:
@@ -136,7 +73,7 @@ def convert(pieces: list[bytes], plan: Plan) -> bytes:
 @given(data=st.data())
 def test_generated_streams_convert_correctly(data: Any) -> None:
     plan = data.draw(plans())
-    raw = sse(render(data.draw, plan))
+    raw = chat_sse(render_chat_stream(data.draw, plan))
     pieces = byte_pieces(data.draw, raw)
 
     whole = convert([raw], plan)
@@ -174,7 +111,7 @@ def test_generated_streams_convert_correctly(data: Any) -> None:
 def test_a_stream_cut_anywhere_fails_cleanly(data: Any) -> None:
     """An upstream that dies mid-stream gives a failed (or, after its finish, a complete) stream."""
     plan = data.draw(plans())
-    raw = sse(render(data.draw, plan))
+    raw = chat_sse(render_chat_stream(data.draw, plan))
     cut = data.draw(st.integers(0, len(raw)))
     events = parse_sse_events(convert([raw[:cut]], plan))
     summary = check_responses_stream(events)

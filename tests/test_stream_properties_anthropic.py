@@ -1,0 +1,114 @@
+"""Property test: generated chat streams, cut at random places, always give a correct Messages stream.
+
+Hypothesis builds a plan (reasoning in ``reasoning_content``, answer text, parallel tool calls with
+JSON arguments, a finish reason, a usage chunk, the [DONE] marker), renders it as chat chunks the
+ways providers do (``support.chat_streams``: fragments of random sizes; calls sequential,
+interleaved, all in one chunk, or Ollama's index 0 for every call; ids and names resent on every
+chunk or not), then splits the SSE bytes at random offsets, and converts it with the
+``anthropic-chat`` mapping. Every converted stream must pass Anthropic's stream rules
+(``check_anthropic_sse``: dense block indexes, one block open at a time, deltas that fit their
+block, tool input only in ``input_json_delta``, a signature closing each thinking block,
+``message_delta`` after the last block, nothing after ``message_stop``), carry exactly the planned
+thinking, text and tool inputs (parsed JSON equal) in that order, end with the stop_reason the
+finish reason implies, not depend on the byte splits, and give the anthropic SDK's accumulator the
+same final Message. A stream cut short must end with an ``error`` event, never silently.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mapper.engine.context import deterministic_context
+from mapper.engine.streaming import translate_stream
+from support.anthropic_invariants import check_anthropic_sse
+from support.anthropic_mapping import ANTHROPIC_CHAT, anthropic_chat_available, requires_anthropic_chat
+from support.anthropic_replay import replay_anthropic_stream
+from support.chat_streams import LAYOUTS, ChatStreamPlan, chat_sse, render_chat_stream
+from support.generators import ARGUMENTS, NAMES, TEXT, byte_pieces
+
+pytestmark = requires_anthropic_chat
+
+# chat finish_reason -> Messages stop_reason
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+SETTINGS = settings(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.fixture(scope="module")
+def mapping() -> Any:
+    from mapper.engine import load_mapping
+
+    assert anthropic_chat_available()
+    return load_mapping(ANTHROPIC_CHAT)
+
+
+@st.composite
+def plans(draw: Any) -> ChatStreamPlan:
+    calls = [(f"call_{i}", draw(NAMES), draw(ARGUMENTS)) for i in range(draw(st.integers(0, 3)))]
+    reasoning = draw(st.none() | TEXT)
+    text = draw(st.none() | TEXT)
+    if not (reasoning or text or calls):
+        text = "x"
+    finishes = ["tool_calls", "length"] if calls else ["stop", "length", "content_filter"]
+    return ChatStreamPlan(reasoning=reasoning, reasoning_field="reasoning_content", text=text, calls=calls,
+                          layout=draw(st.sampled_from(LAYOUTS)), resend_ids=draw(st.booleans()),
+                          finish=draw(st.sampled_from(finishes)), usage=draw(st.booleans()),
+                          done=draw(st.booleans()))
+
+
+def request_of(plan: ChatStreamPlan) -> dict[str, Any]:
+    """The client's Messages request: it offers the tools the model calls."""
+    tools = [{"name": name, "input_schema": {"type": "object"}} for name in sorted({name for _, name, _ in plan.calls})]
+    return {"model": "prop", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}], "tools": tools}
+
+
+def convert(mapping: Any, pieces: list[bytes], plan: ChatStreamPlan) -> bytes:
+    return b"".join(translate_stream(mapping, pieces, request=request_of(plan), ctx=deterministic_context()))
+
+
+@SETTINGS
+@given(data=st.data())
+def test_generated_chat_streams_become_correct_messages_streams(mapping: Any, data: Any) -> None:
+    plan = data.draw(plans())
+    raw = chat_sse(render_chat_stream(data.draw, plan))
+    whole = convert(mapping, [raw], plan)
+    assert convert(mapping, byte_pieces(data.draw, raw), plan) == whole
+
+    summary = check_anthropic_sse(whole)
+    message = summary["message"]
+    expected_types = (["thinking"] if plan.reasoning else []) + (["text"] if plan.text else []) \
+        + ["tool_use"] * len(plan.calls)
+    assert [block["type"] for block in message["content"]] == expected_types
+    blocks = {block["type"]: block for block in message["content"]}
+    if plan.reasoning:
+        assert blocks["thinking"]["thinking"] == plan.reasoning
+    assert summary["text"] == (plan.text or "")
+    uses = summary["tool_uses"]
+    assert [(use["name"], use["input"]) for use in uses] == [(name, json.loads(arguments)) for _, name, arguments in plan.calls]
+    assert len({use["id"] for use in uses}) == len(uses) and all(use["id"] for use in uses)
+    assert summary["stop_reason"] == STOP_REASONS[plan.finish]
+    if plan.usage:
+        assert (summary["usage"]["input_tokens"], summary["usage"]["output_tokens"]) == (3, 5)
+
+    replay = replay_anthropic_stream(whole, request=request_of(plan))
+    assert replay.verdict == "accepted", replay.error_info
+    assert replay.final == message
+
+
+@settings(SETTINGS, max_examples=80)
+@given(data=st.data())
+def test_a_stream_cut_anywhere_ends_in_an_error_event(mapping: Any, data: Any) -> None:
+    """An upstream that dies before its finish gives a stream that ends with `error` (a complete one
+    after its finish); either way every rule holds."""
+    plan = data.draw(plans())
+    raw = chat_sse(render_chat_stream(data.draw, plan))
+    cut = data.draw(st.integers(0, len(raw)))
+    summary = check_anthropic_sse(convert(mapping, [raw[:cut]], plan))
+    finished = b'"finish_reason":"' + plan.finish.encode() in raw[:cut]
+    if not finished:
+        assert summary["error"] is not None and summary["event_types"][-1] == "error"
+        assert "message_stop" not in summary["event_types"]
