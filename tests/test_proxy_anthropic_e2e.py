@@ -506,42 +506,53 @@ def test_the_upstream_dropping_mid_stream(client: anthropic.Anthropic, wire: Rec
 # -- auth ---------------------------------------------------------------------------------------------
 
 
-def test_the_key_passes_through_from_either_header() -> None:
-    with FakeUpstream(quirks=["require_auth"], api_key="sk-users-own-key-1") as guarded:
-        config = build_config(ServeOptions(mapping=ANTHROPIC_CHAT, upstream=guarded.base_url), env={})
+HI = {"model": "m", "max_tokens": 9, "messages": [user("hi")]}
+
+
+def hi_with_bearer(origin: str, key: str) -> str:
+    """Say hi through the SDK, which sends the key as ``Authorization: Bearer``; the answer's text."""
+    client, _ = recording_client(origin, api_key=key)
+    with client:
+        return client.messages.create(**HI).content[0].text
+
+
+def hi_with_x_api_key(origin: str, key: str) -> httpx.Response:
+    """Say hi with the key in ``x-api-key``, as Claude Code sends it."""
+    return httpx.post(origin + "/v1/messages", json=HI, timeout=10,
+                      headers={"x-api-key": key, "anthropic-version": "2023-06-01"})
+
+
+UPSTREAM_KEY = "sk-held-upstream-key-1"
+# mode -> (serve options, the two client keys that work, a key that does not, the upstream's
+# Authorization headers: the client's keys as Bearer, or only the held key, the wrong one refused by mapper)
+AUTH_MODES = {
+    "pass-through": ({}, ("sk-users-own-key-1", "sk-users-own-key-1"), "sk-not-the-key-2",
+                     ["Bearer sk-users-own-key-1"] * 2 + ["Bearer sk-not-the-key-2"] * 2),
+    "held key": ({"api_key_env": "UPSTREAM_KEY", "proxy_key_env": "PROXY_KEYS"}, ("pk-team-a-1", "pk-team-b-2"),
+                 UPSTREAM_KEY, [f"Bearer {UPSTREAM_KEY}"] * 2),
+}
+
+
+@pytest.mark.parametrize("mode", AUTH_MODES)
+def test_a_client_key_in_either_header(mode: str) -> None:
+    """``Authorization: Bearer`` (the SDK) and ``x-api-key`` (Claude Code) are both the client's key;
+    a wrong one is Anthropic's 401 ``authentication_error``, from the upstream or from mapper."""
+    options, (bearer, x_api_key), wrong, upstream_saw = AUTH_MODES[mode]
+    env = {"UPSTREAM_KEY": UPSTREAM_KEY, "PROXY_KEYS": "pk-team-a-1,pk-team-b-2"}
+    expected_key = UPSTREAM_KEY if options else bearer
+    with FakeUpstream(quirks=["require_auth"], api_key=expected_key) as guarded:
+        config = build_config(ServeOptions(mapping=ANTHROPIC_CHAT, upstream=guarded.base_url, **options), env=env)
         with ProxyServer(config) as proxy:
-            client, _ = recording_client(proxy.origin, api_key="sk-users-own-key-1")  # Authorization: Bearer
-            assert client.messages.create(model="m", max_tokens=9, messages=[user("hi")]).content[0].text == "echo: hi"
-            answer = httpx.post(proxy.origin + "/v1/messages", timeout=10,
-                                headers={"x-api-key": "sk-users-own-key-1", "anthropic-version": "2023-06-01"},
-                                json={"model": "m", "max_tokens": 9, "messages": [user("hi")]})
+            assert hi_with_bearer(proxy.origin, bearer) == "echo: hi"
+            answer = hi_with_x_api_key(proxy.origin, x_api_key)
             assert answer.status_code == 200, answer.text
-            wrong, _ = recording_client(proxy.origin, api_key="sk-not-the-key-2")
             with pytest.raises(anthropic.AuthenticationError) as refused:
-                wrong.messages.create(model="m", max_tokens=9, messages=[user("hi")])
+                hi_with_bearer(proxy.origin, wrong)
+            refused_by_header = hi_with_x_api_key(proxy.origin, wrong)
         assert error_of(refused)["type"] == "authentication_error"
-        assert {r.headers["authorization"] for r in guarded.requests} == {
-            "Bearer sk-users-own-key-1", "Bearer sk-not-the-key-2"}
-
-
-def test_held_key_mode() -> None:
-    env = {"UPSTREAM_KEY": "sk-held-upstream-key-1", "PROXY_KEYS": "pk-team-a-1,pk-team-b-2"}
-    with FakeUpstream(quirks=["require_auth"], api_key="sk-held-upstream-key-1") as guarded:
-        config = build_config(ServeOptions(mapping=ANTHROPIC_CHAT, upstream=guarded.base_url,
-                                           api_key_env="UPSTREAM_KEY", proxy_key_env="PROXY_KEYS"), env=env)
-        with ProxyServer(config) as proxy:
-            team_a, _ = recording_client(proxy.origin, api_key="pk-team-a-1")
-            assert team_a.messages.create(model="m", max_tokens=9, messages=[user("hi")]).content[0].text == "echo: hi"
-            by_header = httpx.post(proxy.origin + "/v1/messages", timeout=10, headers={"x-api-key": "pk-team-b-2"},
-                                   json={"model": "m", "max_tokens": 9, "messages": [user("hi")]})
-            assert by_header.status_code == 200, by_header.text
-            stranger, _ = recording_client(proxy.origin, api_key="sk-held-upstream-key-1")
-            with pytest.raises(anthropic.AuthenticationError) as refused:
-                stranger.messages.create(model="m", max_tokens=9, messages=[user("hi")])
-        assert error_of(refused)["type"] == "authentication_error"
-        assert "sk-held-upstream-key-1" not in json.dumps(refused.value.body)
-        assert len(guarded.requests) == 2
-        assert {r.headers["authorization"] for r in guarded.requests} == {"Bearer sk-held-upstream-key-1"}
+        assert (refused_by_header.status_code, refused_by_header.json()["error"]["type"]) == (401, "authentication_error")
+        assert UPSTREAM_KEY not in json.dumps(refused.value.body) + refused_by_header.text
+        assert [r.headers["authorization"] for r in guarded.requests] == upstream_saw
 
 
 # -- count_tokens and models -------------------------------------------------------------------------
