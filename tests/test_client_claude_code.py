@@ -9,10 +9,12 @@ with a text that quotes the command's output, so the task completes only if the 
 Code as a ``tool_use`` it could run and its output came back as a chat ``tool`` message. Claude Code
 always streams, so every turn crosses mapper's stream conversion.
 
-Three runs: on mapper's defaults; against a DeepSeek-style thinking upstream, which refuses a
+The runs: on mapper's defaults; against a DeepSeek-style thinking upstream, which refuses a
 tool-call history without its ``reasoning_content`` (so the task completes only if the thinking
-blocks reached Claude Code with a signature mapper accepts back); and against an upstream that
-answers 503 once, which mapper must turn into Anthropic's retryable 529 ``overloaded_error``.
+blocks reached Claude Code with a signature mapper accepts back); against an upstream that answers
+503 once, which mapper must turn into Anthropic's retryable 529 ``overloaded_error``; and
+``/context``, which asks ``/v1/messages/count_tokens`` for each part of the prompt (and, with
+gateway model discovery on, ``GET /v1/models``) without calling the model.
 """
 
 from __future__ import annotations
@@ -135,3 +137,18 @@ def test_claude_code_retries_an_overloaded_upstream(mapper: MapperServe, fake: F
     assert_tool_round_trip(bodies[1:])
     statuses = [line.get("status") for line in mapper.log_lines(since) if line.get("event") == "request"]
     assert statuses[0] == 529, mapper.log_lines(since)
+
+
+def test_claude_code_counts_tokens_and_lists_models(mapper: MapperServe, fake: FakeUpstream, tmp_path: Path) -> None:
+    """``/context`` counts every part of the prompt with count_tokens (Claude Code's body: no
+    ``max_tokens``, beta fields); gateway model discovery reads ``GET /v1/models?limit=1000``."""
+    since = len(mapper.log_lines())
+    run = run_claude("/context", mapper.origin, tmp_path, model=MODEL,
+                     env={"CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1"})
+    assert run.succeeded and "Context Usage" in run.result["result"], run.describe()
+    requests = [line for line in mapper.log_lines(since) if line.get("event") == "request"]
+    counts = [line for line in requests if "count_tokens" in str(line.get("path"))]
+    listings = [line for line in requests if str(line.get("path")).endswith("/models")]
+    assert counts and listings, requests
+    assert {line["status"] for line in counts + listings} == {200}, mapper.refusals()
+    assert chat_bodies(fake) == []  # an estimate: the model is not asked

@@ -96,14 +96,20 @@ def claude_environment(base_url: str, folder: Path) -> dict[str, str]:
     }
 
 
-def run_claude(task: str, base_url: str, folder: Path, model: str = "fake-model") -> ClaudeRun:
-    """Run ``claude -p task`` in ``folder / "work"`` against ``base_url`` (an origin, without ``/v1``)."""
+def run_claude(task: str, base_url: str, folder: Path, model: str = "fake-model",
+               env: dict[str, str] | None = None) -> ClaudeRun:
+    """Run ``claude -p task`` in ``folder / "work"`` against ``base_url`` (an origin, without ``/v1``).
+
+    ``env`` adds variables to ``claude_environment``'s (a feature switch such as
+    ``CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY``).
+    """
     executable = claude_executable()
     work = folder / "work"
     work.mkdir(parents=True, exist_ok=True)
     command = [str(executable), "-p", task, "--output-format", "json", "--allowedTools", "Bash",
                "--model", model, "--max-turns", str(MAX_TURNS)]
-    done = subprocess.run(command, cwd=work, env=claude_environment(base_url, folder), stdin=subprocess.DEVNULL,
+    environment = {**claude_environment(base_url, folder), **(env or {})}
+    done = subprocess.run(command, cwd=work, env=environment, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=RUN_TIMEOUT)
     return ClaudeRun(done.returncode, _last_json(done.stdout), done.stdout, done.stderr)
 
