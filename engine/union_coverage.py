@@ -36,7 +36,8 @@ from typing import Any, Iterator
 
 import orjson
 
-from .coverage import API_SCHEMAS, OPENAI_SCHEMAS
+from .apis import schema_document
+from .coverage import API_SCHEMAS
 
 # (the API, which of its payloads) -> {site path: discriminating property}. A path is fields
 # joined by dots, ``[]`` stepping into an array's items; ``events`` is a stream's frame itself.
@@ -87,7 +88,7 @@ def union_variants(api: str, kind: str, site: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=None)
 def _variants(schema_name: str, site: str, discriminator: str) -> tuple[str, ...]:
-    schema = orjson.loads((OPENAI_SCHEMAS / f"{schema_name}.json").read_bytes())
+    schema = schema_document(schema_name)
     walker = _Walker(schema.get("$defs", {}))
     nodes = [schema] if site == "events" else list(walker.at(schema, _steps(site)))
     values: set[str] = set()

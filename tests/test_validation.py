@@ -278,7 +278,7 @@ def test_the_validator_does_not_change_the_request() -> None:
 # -- the supplement --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("schema", ["responses.request", "chat.request"])
+@pytest.mark.parametrize("schema", ["openai/responses.request", "openai/chat.request"])
 def test_every_supplement_edit_applies_and_says_why(schema: str) -> None:
     assert edits(schema), f"no supplement for {schema}"
     for edit in edits(schema):
