@@ -71,6 +71,24 @@ UNION_SITES: dict[tuple[str, str], dict[str, str]] = {
     ("openai.chat", "stream"): {
         "choices[].delta.tool_calls[]": "type",
     },
+    ("anthropic.messages", "request"): {
+        "system[]": "type",
+        "messages[]": "role",
+        "messages[].content[]": "type",
+        "messages[].content[].source": "type",
+        "messages[].content[].content[]": "type",  # a tool result's blocks
+        "tools[]": "type",
+        "tool_choice": "type",
+        "thinking": "type",
+    },
+    ("anthropic.messages", "response"): {
+        "content[]": "type",
+    },
+    ("anthropic.messages", "stream"): {
+        "events": "type",
+        "content_block": "type",
+        "delta": "type",
+    },
 }
 
 # coverage sections: (section, which API's payload, which payload)
@@ -91,6 +109,8 @@ def _variants(schema_name: str, site: str, discriminator: str) -> tuple[str, ...
     schema = schema_document(schema_name)
     walker = _Walker(schema.get("$defs", {}))
     nodes = [schema] if site == "events" else list(walker.at(schema, _steps(site)))
+    if site in ("content_block", "delta"):  # a field of the stream's events
+        nodes = list(walker.at(schema, [site]))
     values: set[str] = set()
     for node in nodes:
         values |= walker.discriminators(node, discriminator)
