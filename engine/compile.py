@@ -64,6 +64,8 @@ def compile_mapping(loaded: Loaded) -> Mapping:
     request = collect.run(lambda: _request(spec, compiler, maps))
     response = collect.run(lambda: _response(spec, compiler, maps))
     error = collect.run(lambda: _error(spec, compiler, maps))
+    client_error = collect.run(lambda: _error(spec, compiler, maps, "client_error"))
+    count_tokens = collect.run(lambda: _error(spec, compiler, maps, "count_tokens"))
     stream_spec = None
     if spec.get("stream"):
         from .stream_spec import compile_stream  # imported lazily: request-only tools skip it
@@ -85,6 +87,8 @@ def compile_mapping(loaded: Loaded) -> Mapping:
         request=request,
         response=response,
         error=error,
+        client_error=client_error,
+        count_tokens=count_tokens,
         stream_spec=stream_spec,
         reject_unknown=options.get("unknown_fields") == "reject",
         generated_source="\n".join(compiler.sources),
@@ -208,9 +212,15 @@ def _response(spec: dict[str, Any], compiler: RuleCompiler, maps: dict[str, Any]
                     prepare=_prepare(section, compiler, "response"))
 
 
-def _error(spec: dict[str, Any], compiler: RuleCompiler, maps: dict[str, Any]) -> Document | None:
-    section = spec.get("error")
+def _error(spec: dict[str, Any], compiler: RuleCompiler, maps: dict[str, Any],
+           name: str = "error") -> Document | None:
+    """The ``error`` section (or ``client_error``, ``count_tokens``: built the same way)."""
+    section = spec.get(name)
     if not section:
         return None
-    return Document(build=_section(section, ("fields",), compiler, "error"),
-                    prepare=_prepare(section, compiler, "error"))
+    status = None
+    if section.get("status") is not None:
+        status = compiler.compile(section["status"],
+                                  Where(None, None, f"{name}.status").inside(section, "status"))
+    return Document(build=_section(section, ("fields",), compiler, name),
+                    prepare=_prepare(section, compiler, name), status=status)

@@ -20,19 +20,14 @@ from typing import Any
 
 import orjson
 
-from .load import PACKAGE_ROOT
+from .apis import APIS, schema_document, schema_name
 from .ops import OPS, SOURCES
 from .paths import fields_read
 
-OPENAI_SCHEMAS = PACKAGE_ROOT / "schemas" / "openai"
+# Which schema describes each payload of each API: ``folder/stem`` under schemas/ (engine.apis).
+API_SCHEMAS = {api: {kind: schema_name(api, kind) for kind in entry.schemas}
+               for api, entry in APIS.items()}
 
-# Which schema describes each payload of each API.
-API_SCHEMAS = {
-    "openai.responses": {"request": "responses.request", "response": "responses.response",
-                         "stream": "responses.stream-event", "error": "error"},
-    "openai.chat": {"request": "chat.request", "response": "chat.response",
-                    "stream": "chat.chunk", "error": "error"},
-}
 
 def rule_reads(rule: Any, maps: dict[str, Any], _seen: frozenset[str] = frozenset()) -> set[str]:
     """Top-level fields of the scope that ``rule`` reads (``WHOLE`` when it reads all of it).
@@ -81,9 +76,9 @@ def document_reads(fields: dict[str, Any], maps: dict[str, Any]) -> set[str]:
 
 
 @lru_cache(maxsize=None)
-def schema_properties(schema_name: str) -> tuple[str, ...]:
-    """Top-level property names of an OpenAI schema's root object, following ``allOf``/``$ref``."""
-    schema = orjson.loads((OPENAI_SCHEMAS / f"{schema_name}.json").read_bytes())
+def schema_properties(name: str) -> tuple[str, ...]:
+    """Top-level property names of a schema's root object (``folder/stem``), through ``allOf``/``$ref``."""
+    schema = schema_document(name)
     definitions = schema.get("$defs", {})
 
     def collect(node: dict[str, Any], into: set[str]) -> None:

@@ -22,7 +22,7 @@ from .validation import request_validator
 
 # The field every successful answer of an API has. A 2xx body that holds ``error`` and not this
 # field is an error object (some upstreams answer errors with status 200).
-ANSWER_FIELDS = {"openai.chat": "choices", "openai.responses": "output"}
+ANSWER_FIELDS = {"openai.chat": "choices", "openai.responses": "output", "anthropic.messages": "content"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,8 @@ class Document:
     # a rule run on the whole document before anything reads it (``prepare:``); its value
     # replaces the document
     prepare: Rule | None = None
+    # an error's HTTP status for the client, from ``$status`` and the document (``status:``)
+    status: Rule | None = None
 
     def prepared(self, body: JsonObject, ctx: Context) -> JsonObject:
         """``body`` as the section's ``prepare`` rule leaves it (the body itself without one)."""
@@ -74,6 +76,10 @@ class Mapping:
     request: Document | None
     response: Document | None
     error: Document | None
+    # the proxy's own errors in the client's shape, when it is not OpenAI's (``client_error``)
+    client_error: Document | None = None
+    # the answer to a token-count request (``count_tokens``)
+    count_tokens: Document | None = None
     stream_spec: Any = None
     # whether a request field that no rule knows is refused (option ``unknown_fields``)
     reject_unknown: bool = True
@@ -170,6 +176,41 @@ class Mapping:
         document = self.error
         if document is None:
             raise self._missing("error")
+        return self._error_document(document, body, status, ctx)
+
+    def error_status(self, body: Json, status: int, *, own: bool = False) -> int:
+        """The HTTP status the client gets for an error: the ``status`` rule of the ``error``
+        section (``client_error`` for the proxy's ``own`` errors), else ``status`` itself."""
+        document = self.client_error if own else self.error
+        if document is None or document.status is None:
+            return status
+        ctx = Context(options=self.options, tables=self.tables, root=body, status=status)
+        found = document.status(body if body.__class__ is dict else {}, ctx)
+        return found if found.__class__ is int and 100 <= found <= 599 else status
+
+    def convert_client_error(self, body: JsonObject, *, status: int,
+                             ctx: Context | None = None) -> JsonObject:
+        """One of the proxy's own errors (OpenAI's shape) in the shape this mapping's clients read;
+        unchanged when the mapping has no ``client_error`` section (its clients read OpenAI's)."""
+        if self.client_error is None:
+            return body
+        return self._error_document(self.client_error, body, status, ctx)
+
+    def convert_count_tokens(self, body: Json, ctx: Context | None = None) -> JsonObject:
+        """The answer to a token-count request (``count_tokens``), from the client's request."""
+        document = self.count_tokens
+        if document is None:
+            raise self._missing("count_tokens")
+        if body.__class__ is not dict:
+            raise ConversionError("the request body must be a JSON object")
+        if ctx is None:
+            ctx = Context(options=self.options, tables=self.tables, root=body, request=body)
+        else:
+            ctx.options, ctx.tables, ctx.root, ctx.request = self.options, self.tables, body, body
+        return document.build(body, ctx)
+
+    def _error_document(self, document: Document, body: Json, status: int,
+                        ctx: Context | None) -> JsonObject:
         if body.__class__ is not dict:
             body = {"text": body if isinstance(body, str) else str(body)}
         if ctx is None:

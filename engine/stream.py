@@ -14,6 +14,11 @@ feed which item kind and what each event looks like; this machine alone decides:
   close together, in index order. A call that reuses an index with a new id (Ollama sends ``index
   0`` for every parallel call) is a new item. A delta for a keyed item that already closed is a
   protocol error, not a new item with half its arguments;
+* **one at a time**, when the stream says so (``framing.one_open``, Anthropic's content blocks):
+  an item that starts while another is open is *held*. Its events are built as it is fed but kept
+  back, and they follow, in order, when the item before it closes; from then on it streams live.
+  A chat upstream may interleave the deltas of parallel tool calls, so closing the first call
+  when the second starts would lose arguments; holding the later ones loses nothing;
 * **parts**: within an item, content parts open on their first delta and close in order;
 * **closing**: at the finish every open item closes; only the last gets the finish's item status
   (an incomplete item must be the last one). On failure likewise, the last one ``incomplete``;
@@ -46,7 +51,7 @@ class _Part:
 
 class _Item:
     __slots__ = ("kind", "scope", "index", "key", "identity", "chunks", "sent", "part", "is_open",
-                 "collected")
+                 "collected", "held")
 
     def __init__(self, kind: ItemKind, scope: dict[str, Json], index: int, key: Json) -> None:
         self.kind = kind
@@ -59,13 +64,14 @@ class _Item:
         self.part: _Part | None = None
         self.is_open = True
         self.collected: dict[str, list[Json]] | None = None
+        self.held: list[Event] | None = None  # events kept back while an earlier item is open
 
 
 class StreamMachine:
     """Feed it upstream frames (decoded JSON); it returns the client's events."""
 
     __slots__ = ("spec", "ctx", "state", "started", "finished", "saw_finish", "_out", "_sequence",
-                 "_counters", "_open", "_keyed", "_done", "_envelope")
+                 "_counters", "_open", "_keyed", "_done", "_envelope", "_held")
 
     def __init__(self, spec: StreamSpec, ctx: Context) -> None:
         self.spec = spec
@@ -86,6 +92,7 @@ class StreamMachine:
         self._keyed: dict[str, dict[Json, _Item]] = {}     # kind -> key -> latest item
         self._done: list[tuple[int, Json]] = []            # finished items with their index
         self._envelope: dict[str, Json] | None = None
+        self._held: list[_Item] = []  # one_open: items waiting for the live one, in opening order
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -187,7 +194,7 @@ class StreamMachine:
                 item.chunks.append(delta)
             item.sent += len(delta)
             item.scope["delta"] = delta
-            self._delta_events(kind.delta, item, collected, kind.accumulate)
+            self._delta_events(kind.delta, item, collected, kind.accumulate, item)
 
     def finish(self, reason: Json) -> None:
         """A ``finish`` rule: a reason finishes; a missing one only counts if none came before."""
@@ -283,11 +290,14 @@ class StreamMachine:
         return item
 
     def _open_item(self, item: _Item) -> None:
-        item.is_open = True
-        self._open.append(item)
         if not self.started:
             self._start()
-        self._emit_all(item.kind.open, item.scope)
+        if self.spec.one_open and self._open:
+            item.held = []  # another item is live: this one's events wait for it
+            self._held.append(item)
+        item.is_open = True
+        self._open.append(item)
+        self._emit_all(item.kind.open, item.scope, item)
 
     def _part_delta(self, item: _Item, kind: PartKind, delta: str,
                     collected: tuple[tuple[str, Json], ...]) -> None:
@@ -301,21 +311,22 @@ class StreamMachine:
             if counter is not None:
                 scope[counter] = item.index
             part = item.part = _Part(kind, scope)
-            self._emit_all(kind.open, scope)
+            self._emit_all(kind.open, scope, item)
         if item.kind.accumulate:
             part.chunks.append(delta)
         part.sent += len(delta)
         part.scope["delta"] = delta
-        self._delta_events(kind.delta, part, collected, item.kind.accumulate)
+        self._delta_events(kind.delta, part, collected, item.kind.accumulate, item)
 
     def _delta_events(self, rules: tuple[EventRule, ...], holder: _Item | _Part,
-                      collected: tuple[tuple[str, Json], ...], accumulate: bool) -> None:
+                      collected: tuple[tuple[str, Json], ...], accumulate: bool,
+                      item: _Item) -> None:
         """A delta's events; they see this frame's ``collect`` values, kept for the close."""
         for _, value in collected:
             if value:
                 break
         else:  # nothing collected from this frame (the common case): the names stay unset
-            self._emit_all(rules, holder.scope)
+            self._emit_all(rules, holder.scope, item)
             return
         scope = holder.scope
         store = holder.collected
@@ -326,7 +337,7 @@ class StreamMachine:
             scope[name] = values
             if accumulate:
                 store.setdefault(name, []).extend(values)
-        self._emit_all(rules, scope)
+        self._emit_all(rules, scope, item)
         for name, _ in collected:
             scope[name] = None  # the next delta may come from a rule that collects nothing
 
@@ -338,7 +349,7 @@ class StreamMachine:
         scope["text"] = "".join(part.chunks)
         if part.collected:
             scope.update(part.collected)
-        self._emit_all(part.kind.close, scope)
+        self._emit_all(part.kind.close, scope, item)
         if part.kind.part is not None:
             item.scope["content"].append(part.kind.part(scope, self.ctx))
 
@@ -358,7 +369,20 @@ class StreamMachine:
             finished = item.kind.item(scope, self.ctx)
             scope["item"] = finished
             self._done.append((item.index, finished))
-        self._emit_all(item.kind.close, scope)
+        self._emit_all(item.kind.close, scope, item)
+        if item.held is None:
+            self._release_held()
+
+    def _release_held(self) -> None:
+        """The live item closed: the next held item's events go out, and it is live from now on
+        (or, if it closed while held, the one after it)."""
+        while self._held:
+            item = self._held.pop(0)
+            held, item.held = item.held, None
+            for event in held:
+                self._stamp(event)
+            if item.is_open:
+                return
 
     def _close_all(self, last_status: str) -> None:
         """Close every open item in index order; the last one gets ``last_status``."""
@@ -406,19 +430,27 @@ class StreamMachine:
     # -- writing ----------------------------------------------------------------------------------
 
     def _emit_all(self, rules: tuple[EventRule, ...], scope: dict[str, Json],
-                  stamped: bool = True) -> None:
+                  item: _Item | None = None, stamped: bool = True) -> None:
+        """Build the events ``rules`` make of ``scope``; an item that is held keeps them back."""
         ctx = self.ctx
-        out = self._out
-        sequence = self.spec.sequence
         envelope = self._envelope if stamped else None
+        held = item.held if item is not None else None
         for rule in rules:
             event = rule.build(scope, ctx)
             if event is None:
                 continue
             if envelope is not None:
                 event = {**envelope, **event}
-            if sequence is not None:
-                event[sequence] = self._sequence
-                self._sequence += 1
-            out.append(event)
+            if held is not None:
+                held.append(event)
+            else:
+                self._stamp(event)
+
+    def _stamp(self, event: Event) -> None:
+        """Number the event (``sequence_number``) as it goes out, in emission order."""
+        sequence = self.spec.sequence
+        if sequence is not None:
+            event[sequence] = self._sequence
+            self._sequence += 1
+        self._out.append(event)
 

@@ -89,6 +89,7 @@ class StreamSpec:
     fail: tuple[EventRule, ...]
     envelope: Rule | None = None
     prepare: Rule | None = None  # rewrites each upstream frame before capture and rules see it
+    one_open: bool = False  # items never overlap: a later one is held until the open one closes
 
 
 def compile_stream(spec: dict[str, Any], compiler: RuleCompiler) -> StreamSpec:
@@ -141,6 +142,7 @@ def compile_stream(spec: dict[str, Any], compiler: RuleCompiler) -> StreamSpec:
         envelope=envelope,
         prepare=compiler.compile(section["prepare"], where("prepare", section, "prepare"))
         if section.get("prepare") is not None else None,
+        one_open=bool(framing.get("one_open", False)),
     )
 
 

@@ -36,7 +36,8 @@ from typing import Any, Iterator
 
 import orjson
 
-from .coverage import API_SCHEMAS, OPENAI_SCHEMAS
+from .apis import schema_document
+from .coverage import API_SCHEMAS
 
 # (the API, which of its payloads) -> {site path: discriminating property}. A path is fields
 # joined by dots, ``[]`` stepping into an array's items; ``events`` is a stream's frame itself.
@@ -70,6 +71,24 @@ UNION_SITES: dict[tuple[str, str], dict[str, str]] = {
     ("openai.chat", "stream"): {
         "choices[].delta.tool_calls[]": "type",
     },
+    ("anthropic.messages", "request"): {
+        "system[]": "type",
+        "messages[]": "role",
+        "messages[].content[]": "type",
+        "messages[].content[].source": "type",
+        "messages[].content[].content[]": "type",  # a tool result's blocks
+        "tools[]": "type",
+        "tool_choice": "type",
+        "thinking": "type",
+    },
+    ("anthropic.messages", "response"): {
+        "content[]": "type",
+    },
+    ("anthropic.messages", "stream"): {
+        "events": "type",
+        "content_block": "type",
+        "delta": "type",
+    },
 }
 
 # coverage sections: (section, which API's payload, which payload)
@@ -87,9 +106,11 @@ def union_variants(api: str, kind: str, site: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=None)
 def _variants(schema_name: str, site: str, discriminator: str) -> tuple[str, ...]:
-    schema = orjson.loads((OPENAI_SCHEMAS / f"{schema_name}.json").read_bytes())
+    schema = schema_document(schema_name)
     walker = _Walker(schema.get("$defs", {}))
     nodes = [schema] if site == "events" else list(walker.at(schema, _steps(site)))
+    if site in ("content_block", "delta"):  # a field of the stream's events
+        nodes = list(walker.at(schema, [site]))
     values: set[str] = set()
     for node in nodes:
         values |= walker.discriminators(node, discriminator)

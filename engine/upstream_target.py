@@ -32,7 +32,8 @@ from .types import Json
 # Endpoints people paste instead of a base URL; trimmed off by ``base_url``.
 _ENDPOINT_SUFFIXES = ("/chat/completions", "/responses", "/completions", "/models")
 # the path of each API's endpoint under an OpenAI-style base URL (``…/v1``)
-API_PATHS = {"openai.chat": "/chat/completions", "openai.responses": "/responses"}
+API_PATHS = {"openai.chat": "/chat/completions", "openai.responses": "/responses",
+             "anthropic.messages": "/messages"}
 DEFAULT_AUTH_HEADER = "authorization"
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 

@@ -12,6 +12,10 @@ _TESTS_DIR = str(Path(__file__).parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
+# the key mapper signs thinking blocks with (engine/signing.py): fixed, so that signatures in
+# fixtures and snapshots are the same every run; mapper serve subprocesses inherit it
+os.environ["MAPPER_SIGNING_KEY"] = "mapper-test-signing-key"
+
 
 import pytest  # noqa: E402 - after the path is set, so that support imports resolve
 

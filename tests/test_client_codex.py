@@ -112,7 +112,8 @@ def test_codex_runs_a_shell_task(server: str, fake: FakeUpstream, tmp_path: Path
     assert len(commands) == 2 and "printf" in commands[0], run.describe()
     assert_chat_requests(fake, "fake-model")
     # what a chat upstream cannot take is left out and named; the namespace's tools are not
-    assert mapper.left_out(since) == {"client_metadata", "tools[web_search]"}
+    assert mapper.left_out(since) == {"client_metadata", "tools[web_search]", "reasoning.summary",
+                                      "include[reasoning.encrypted_content]"}
     names = [tool["function"]["name"] for tool in fake.requests[0].json["tools"]]
     assert "multi_agent_v1__spawn_agent" in names
 
@@ -124,7 +125,8 @@ def test_codex_with_a_catalogued_model_patches_then_reads(server: str, fake: Fak
     since = len(mapper.log_lines())
     run = run_codex(TASK, mapper.base_url, tmp_path, model="gpt-5.5")
     assert_task_done(run, mapper, tmp_path / "work")
-    assert mapper.left_out(since) == {"client_metadata", "tools[tool_search]", "tools[web_search]"}
+    assert mapper.left_out(since) == {"client_metadata", "tools[tool_search]", "tools[web_search]",
+                                      "include[reasoning.encrypted_content]"}
     (change,) = run.items("file_change")
     assert change["status"] == "completed", run.describe()
     assert [(Path(entry["path"]).name, entry["kind"]) for entry in change["changes"]] == [("note.txt", "add")]

@@ -29,6 +29,6 @@ def test_document_reads_unions_the_field_rules() -> None:
 
 
 def test_gaps_are_the_schema_properties_nobody_accounts_for() -> None:
-    properties = schema_properties("responses.request")
+    properties = schema_properties("openai/responses.request")
     assert "model" in properties and "input" in properties
     assert gaps(("a", "b", "c"), {"b"}) == ["a", "c"]

@@ -75,15 +75,15 @@ COMPLETION = {"id": "c", "object": "chat.completion", "created": 1, "model": "m"
 CHUNKS = (b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":'
           b'[{"index":0,"delta":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}\n\n'
           b"data: [DONE]\n\n")
-_responses = Drawer("responses.request")
+_responses = Drawer("openai/responses.request")
 FORWARD = Direction(
-    schema="responses.request", mapping="openai-chat", path="/v1/responses",
+    schema="openai/responses.request", mapping="openai-chat", path="/v1/responses",
     answer=_canned(COMPLETION, CHUNKS),
     # input: mostly what clients send (text, messages), sometimes any item kind of the schema
-    requests=requests("responses.request", {"model": st.just("m"), "input": st.one_of(
+    requests=requests("openai/responses.request", {"model": st.just("m"), "input": st.one_of(
         _TEXT,
         st.lists(_responses.values(Ref("EasyInputMessage")), min_size=1, max_size=2),
-        _responses.values(field_shape("responses.request", "input"), 1))}),
+        _responses.values(field_shape("openai/responses.request", "input"), 1))}),
     destinations={
         **{name: same(name) for name in (
             "model", "temperature", "top_p", "user", "safety_identifier", "service_tier",
@@ -112,12 +112,12 @@ EVENTS = "".join(event_frame(event) for event in [
     {"type": "response.output_item.done", "sequence_number": 3, "output_index": 0, "item": MESSAGE},
     {"type": "response.completed", "sequence_number": 4, "response": RESPONSE},
 ]).encode()
-_chat = Drawer("chat.request")
+_chat = Drawer("openai/chat.request")
 REVERSE = Direction(
-    schema="chat.request", mapping="openai-responses", path="/v1/chat/completions",
+    schema="openai/chat.request", mapping="openai-responses", path="/v1/chat/completions",
     answer=_canned(RESPONSE, EVENTS),
     # messages: mostly a user turn (what clients send), sometimes any message kinds of the schema
-    requests=requests("chat.request", {"model": st.just("m"), "messages": st.one_of(
+    requests=requests("openai/chat.request", {"model": st.just("m"), "messages": st.one_of(
         _TEXT.map(lambda text: [{"role": "user", "content": text}]),
         st.lists(_chat.values(Ref("ChatCompletionRequestMessage")), min_size=1, max_size=3))}),
     destinations={

@@ -75,7 +75,7 @@ def _output_schema(mapping: Any, kind: str) -> str:
         return API_SCHEMAS[mapping.to_api]["request"]
     if kind == "response":
         return API_SCHEMAS[mapping.from_api]["response"]
-    return "error"
+    return API_SCHEMAS[mapping.from_api]["error"]
 
 
 def assert_plain_json(value: Any, path: str = "$") -> None:

@@ -15,7 +15,10 @@ A case gives ``chunks`` (chat chunks for the openai-chat mapping; objects get a 
 envelope unless ``raw: true``; the string "[DONE]" is the sentinel), ``events`` (Responses events for
 the openai-responses mapping, written with their ``event:`` lines), or raw ``sse`` text, plus an
 optional client ``request`` and ``options``. For chat output, ``expect`` reads the chat checker's
-summary (``content``, ``tool_calls``, ``finish_reason``, ``usage``, ``error``...) plus ``chunks``.
+summary (``content``, ``tool_calls``, ``finish_reason``, ``usage``, ``error``...) plus ``chunks``;
+for Anthropic Messages output (anthropic-chat), the Messages checker's (``message``, ``text``,
+``tool_uses``, ``stop_reason``, ``usage``, ``error``, ``event_types``) plus ``events``, and the
+anthropic SDK's accumulator must build the same final Message.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from mapper.engine import load_mapping
 from mapper.engine.context import deterministic_context
 from mapper.engine.streaming import translate_stream
+from support.anthropic_invariants import check_anthropic_stream
+from support.anthropic_replay import replay_anthropic_stream
 from support.chat_invariants import check_chat_stream
 from support.responses_invariants import check_responses_stream
 from support.sdk_replay import replay_chat_stream, replay_responses_stream, without_sdk_fields
@@ -45,6 +50,8 @@ DEFAULT_REQUESTS = {  # by the API the client speaks
     "openai.responses": {"model": "fixture-model", "input": "hi", "stream": True},
     "openai.chat": {"model": "fixture-model", "messages": [{"role": "user", "content": "hi"}],
                     "stream": True},
+    "anthropic.messages": {"model": "fixture-model", "max_tokens": 1024,
+                           "messages": [{"role": "user", "content": "hi"}], "stream": True},
 }
 
 
@@ -118,8 +125,12 @@ def test_stream_fixture(path: Path, snapshot: Any) -> None:
     for cut in range(1, len(raw)):
         assert convert(mapping, [raw[:cut], raw[cut:]], request) == whole, f"split at byte {cut}"
 
-    events = parse_sse_events(whole)
-    if mapping.from_api == "openai.responses":
+    events = parse_sse_events(whole, require_event_name=mapping.from_api == "anthropic.messages")
+    if mapping.from_api == "anthropic.messages":
+        scope = check_anthropic_stream(events)
+        scope["events"] = events
+        _check_anthropic_with_sdk(whole, scope, request)
+    elif mapping.from_api == "openai.responses":
         check_responses_stream(events, allow_completed_incomplete=bool(
             (options or {}).get("incomplete_as_completed")))
         _check_with_sdk(whole, events, request)
@@ -153,6 +164,15 @@ def _check_chat_with_sdk(body: bytes, scope: dict[str, Any], request: dict[str, 
     streamed = [annotation for chunk in scope["chunks"] for choice in chunk.get("choices") or []
                 for annotation in (choice.get("delta") or {}).get("annotations") or []]
     assert (message.get("annotations") or []) == streamed
+
+
+def _check_anthropic_with_sdk(body: bytes, scope: dict[str, Any], request: dict[str, Any]) -> None:
+    replay = replay_anthropic_stream(body, request={k: v for k, v in request.items() if k != "stream"})
+    if scope.get("error"):
+        assert replay.verdict == "error-surfaced", (replay.verdict, replay.error)
+        return
+    assert replay.verdict == "accepted", (replay.verdict, replay.error)
+    assert replay.final == scope["message"]
 
 
 def _check_with_sdk(body: bytes, events: list[Any], request: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ import yaml
 
 from mapper.engine import load_mapping
 from mapper.engine.errors import ConversionError, InvalidRequest
+from mapper.engine.load import load
 from mapper.engine.validation import compile_validator, request_validator, validator_for_schema
 from mapper.engine.validation.supplement import apply_edits, edits
 
@@ -258,7 +259,7 @@ def _fixture_requests() -> list[tuple[str, dict[str, Any]]]:
 
 @pytest.mark.parametrize("name, body", _fixture_requests(), ids=[n for n, _ in _fixture_requests()])
 def test_every_converting_fixture_is_a_valid_request(name: str, body: dict[str, Any]) -> None:
-    api = "openai.responses" if name.startswith("openai-chat/") else "openai.chat"
+    api = load(name.partition("/")[0]).spec["from"]  # the API the mapping's clients speak
     request_validator(api)(body)
 
 
@@ -278,7 +279,7 @@ def test_the_validator_does_not_change_the_request() -> None:
 # -- the supplement --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("schema", ["responses.request", "chat.request"])
+@pytest.mark.parametrize("schema", ["openai/responses.request", "openai/chat.request"])
 def test_every_supplement_edit_applies_and_says_why(schema: str) -> None:
     assert edits(schema), f"no supplement for {schema}"
     for edit in edits(schema):

@@ -174,3 +174,26 @@ def raise_upstream_error(error: Json, ctx: Context, status: Json = 502) -> Json:
     code = str(error.get("code") or "server_error")
     message = str(error.get("message") or "the upstream's answer cannot be converted")
     raise UpstreamError(message, status=int(status), error_type=code, error_code=code)
+
+
+_LOGPROBS = "message.output_text.logprobs"
+
+
+@register("include_logprobs", examples=[
+    Example(given=["message.output_text.logprobs"], expect=True),
+    Example(given=["reasoning.encrypted_content"], expect=None),
+    Example(given=[], expect=None),
+])
+def include_logprobs(include: Json, ctx: Context) -> Json:
+    """True when ``include`` asks for output logprobs; its other values are noted as left out.
+
+    A chat upstream can give logprobs; encrypted reasoning, search results, image URLs and the
+    other things ``include`` may ask for exist only inside OpenAI's Responses API.
+    """
+    wanted = None
+    for value in include if include.__class__ is list else ():
+        if value == _LOGPROBS:
+            wanted = True
+        else:
+            ctx.leave_out(f"include[{value}]", "something only OpenAI's Responses API can give")
+    return wanted

@@ -30,7 +30,7 @@ def _absorbs(turn: dict, message: dict) -> bool:
     if _has(message, "tool_calls") and not _has(message, "content"):
         return True  # tool calls join the text or reasoning (or calls) just before them
     only_reasoning = not _has(turn, "content") and not _has(turn, "tool_calls")
-    return only_reasoning and _has(message, "content") and not _has(message, "tool_calls")
+    return only_reasoning and (_has(message, "content") or _has(message, "tool_calls"))
 
 
 def _merge(turn: dict, message: dict) -> dict:
@@ -64,6 +64,11 @@ def _merge(turn: dict, message: dict) -> dict:
     Example(
         given=[{"role": "user", "content": "q"}, {"role": "assistant", "reasoning_content": "dangling"}],
         expect=[{"role": "user", "content": "q"}]),
+    Example(
+        given=[{"role": "assistant", "reasoning_content": "think"},
+               {"role": "assistant", "content": "calling", "tool_calls": [{"id": "a"}]}],
+        expect=[{"role": "assistant", "reasoning_content": "think", "content": "calling",
+                 "tool_calls": [{"id": "a"}]}]),
 ])
 def merge_assistant_turns(messages: Json, ctx: Context) -> Json:
     """Join consecutive assistant messages that form one chat turn: reasoning, text, then tool calls.

@@ -45,3 +45,14 @@ def close_output_items(items: Json, ctx: Context, last_status: Json = "completed
     if items and last_status:
         items[-1]["status"] = last_status
     return items
+
+
+@register("subtract", examples=[
+    Example(given=120, args={"amount": 20}, expect=100),
+    Example(given=120, args={"amount": None}, expect=120),
+])
+def subtract(value: Json, ctx: Context, amount: Json = None) -> Json:
+    """The value less ``amount`` (no amount: the value itself); JMESPath has no arithmetic."""
+    if isinstance(amount, (int, float)) and isinstance(value, (int, float)):
+        return value - amount
+    return value

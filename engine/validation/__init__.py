@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-import orjson
+import copy
 
-from ..coverage import API_SCHEMAS, OPENAI_SCHEMAS
+from ..apis import schema_document, schema_name
 from ..types import Json
 from .generate import Generator
 from .runtime import Invalid
@@ -59,14 +59,14 @@ class RequestValidator:
 @lru_cache(maxsize=None)
 def request_validator(api: str) -> RequestValidator | None:
     """The validator for requests *to* ``api`` (a mapping's ``from``), or None if mapper has no schema."""
-    schema = API_SCHEMAS.get(api, {}).get("request")
+    schema = schema_name(api, "request")
     return validator_for_schema(schema) if schema is not None else None
 
 
 @lru_cache(maxsize=None)
 def validator_for_schema(schema: str) -> RequestValidator:
-    """Compile ``schemas/openai/<schema>.json`` plus its supplement into a ``RequestValidator``."""
-    document = orjson.loads((OPENAI_SCHEMAS / f"{schema}.json").read_bytes())
+    """Compile ``schemas/<schema>.json`` (``folder/stem``) plus its supplement into a validator."""
+    document = copy.deepcopy(schema_document(schema))  # the supplement edits it in place
     return compile_validator(supplement(schema, document), schema)
 
 

@@ -33,7 +33,7 @@ def _supplement() -> dict[str, Any]:
 
 
 def edits(schema_name: str) -> list[dict[str, Any]]:
-    """The supplement's edits of ``schemas/openai/<schema_name>.json``, in file order."""
+    """The supplement's edits of ``schemas/<schema_name>.json`` (``folder/stem``), in file order."""
     return list(_supplement()["schemas"].get(schema_name, ()))
 
 

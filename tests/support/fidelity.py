@@ -25,7 +25,7 @@ from jsonschema import Draft202012Validator
 from hypothesis import event, note
 from hypothesis import strategies as st
 
-from mapper.engine.coverage import OPENAI_SCHEMAS
+from mapper.engine.apis import schema_path
 from mapper.engine.errors import InvalidRequest
 from mapper.engine.proxy import ProxyApp, ServeOptions, build_config
 from mapper.engine.proxy.upstream import Upstream
@@ -86,7 +86,7 @@ def dropped_header(response: httpx.Response) -> set[str]:
 def schema_validator(schema: str) -> Draft202012Validator:
     """jsonschema over the vendored schema plus the supplement: the reference the compiled
     validator must never be stricter than."""
-    document = orjson.loads((OPENAI_SCHEMAS / f"{schema}.json").read_bytes())
+    document = orjson.loads(schema_path(schema).read_bytes())
     return Draft202012Validator(supplement(schema, document))
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
-from mapper.engine.coverage import OPENAI_SCHEMAS
+from mapper.engine.apis import schema_path
 from mapper.engine.validation.shapes import ANY, Plain, Reader, Ref, Shape, Union
 from mapper.engine.validation.supplement import supplement
 
@@ -35,7 +35,7 @@ _TEXT = st.text(string.ascii_letters + string.digits + " _-", max_size=SIZES["ma
 
 @lru_cache(maxsize=None)
 def reader(schema: str) -> Reader:
-    document = orjson.loads((OPENAI_SCHEMAS / f"{schema}.json").read_bytes())
+    document = orjson.loads(schema_path(schema).read_bytes())
     return Reader(supplement(schema, document))
 
 

@@ -164,8 +164,17 @@ def schema_errors(name: str, payload: Any) -> list[str]:
 
 
 def assert_valid(name: str, payload: Any) -> None:
-    """Raise AssertionError listing all errors of ``payload`` against ``schemas/openai/<name>.json``."""
-    OPENAI.assert_valid(name, payload)
+    """Raise AssertionError listing all errors of ``payload`` against ``schemas/openai/<name>.json``.
+
+    ``name`` may also be ``folder/stem`` (the engine's names, ``mapper.engine.apis``), for any API.
+    """
+    folder, _, stem = name.rpartition("/")
+    if folder and folder != "openai":
+        from .anthropic_schemas import ANTHROPIC  # the only other folder
+
+        ANTHROPIC.assert_valid(stem, payload)
+        return
+    OPENAI.assert_valid(stem, payload)
 
 
 def assert_valid_event(event: Any) -> None:
