@@ -13,8 +13,8 @@ The runs: on mapper's defaults; against a DeepSeek-style thinking upstream, whic
 tool-call history without its ``reasoning_content`` (so the task completes only if the thinking
 blocks reached Claude Code with a signature mapper accepts back); against an upstream that answers
 503 once, which mapper must turn into Anthropic's retryable 529 ``overloaded_error``; against one
-whose stream breaks off, which mapper must end with an ``error`` event (Claude Code then asks again
-without streaming, so the JSON answer is exercised too); and
+whose stream breaks off, which mapper must end with an ``error`` event after the text it delivered
+(Claude Code then asks the model to resume); and
 ``/context``, which asks ``/v1/messages/count_tokens`` for each part of the prompt (and, with
 gateway model discovery on, ``GET /v1/models``) without calling the model.
 """
@@ -85,14 +85,12 @@ def chat_bodies(upstream: FakeUpstream) -> list[dict]:
     return [request.json for request in upstream.requests if request.path == "/v1/chat/completions"]
 
 
-def assert_tool_round_trip(bodies: list[dict], streams: tuple[bool, bool] = (True, True)) -> None:
-    """Two chat turns (streamed, unless ``streams`` says otherwise): the first offers Bash as a chat
-    function, the second carries the call as assistant ``tool_calls`` and its output as a ``tool``
-    message."""
+def assert_tool_round_trip(bodies: list[dict]) -> None:
+    """Two streamed chat turns: the first offers Bash as a chat function, the second carries the
+    call as assistant ``tool_calls`` and its output as a ``tool`` message."""
     assert len(bodies) == 2, [body.get("messages") for body in bodies]
-    assert tuple(bool(body.get("stream")) for body in bodies) == streams
     for body in bodies:
-        assert body["model"] == MODEL
+        assert body["model"] == MODEL and body["stream"] is True
         assert body["messages"][0]["role"] == "system"  # Claude Code's system blocks lead
         bash = next(tool["function"] for tool in body["tools"] if tool["function"]["name"] == "Bash")
         assert "command" in bash["parameters"]["properties"]  # input_schema became parameters
@@ -145,7 +143,7 @@ def test_claude_code_retries_an_overloaded_upstream(mapper: MapperServe, fake: F
 
 def test_claude_code_recovers_from_a_broken_stream(mapper: MapperServe, fake: FakeUpstream, tmp_path: Path) -> None:
     """The upstream dies after a word; mapper ends the stream with an error event, and Claude Code
-    asks for the same turn again without streaming."""
+    asks again, streamed, with the text it got so far and a request to resume."""
     chunk = {"id": "chatcmpl-broken", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
     frames = [{**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
               {**chunk, "choices": [{"index": 0, "delta": {"content": "Let me "}, "finish_reason": None}]},
@@ -153,9 +151,12 @@ def test_claude_code_recovers_from_a_broken_stream(mapper: MapperServe, fake: Fa
     fake.expect("/v1/chat/completions", sse_reply(frames, drop_after=2))
     run = run_claude(TASK, mapper.origin, tmp_path, model=MODEL)
     assert_task_done(run, mapper, tmp_path / "work")
-    bodies = chat_bodies(fake)
-    assert [bool(body.get("stream")) for body in bodies] == [True, False, True]
-    assert_tool_round_trip(bodies[1:], streams=(False, True))
+    first, *rest = chat_bodies(fake)
+    # Claude Code keeps what arrived before the error event and asks the model to resume from it
+    resumed = rest[0]["messages"]
+    assert resumed[:len(first["messages"])] == first["messages"]
+    assert resumed[len(first["messages"])] == {"role": "assistant", "content": "Let me "}
+    assert_tool_round_trip(rest)
 
 
 def test_claude_code_counts_tokens_and_lists_models(mapper: MapperServe, fake: FakeUpstream, tmp_path: Path) -> None:

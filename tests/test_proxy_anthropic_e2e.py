@@ -150,8 +150,9 @@ def test_a_text_message(client: anthropic.Anthropic, wire: RecordingTransport, f
 def test_request_fields_reach_the_chat_upstream(client: anthropic.Anthropic, wire: RecordingTransport,
                                                 fake: FakeUpstream) -> None:
     raw = client.messages.with_raw_response.create(
-        model="fake-model", max_tokens=50, temperature=0.5, top_p=0.9, top_k=40, stop_sequences=["END"],
-        metadata={"user_id": "user-42"},
+        model="fake-model", max_tokens=50, stop_sequences=["END"], metadata={"user_id": "user-42"},
+        # the 2.x SDK no longer names the sampling parameters; the API and older clients still send them
+        extra_body={"temperature": 0.5, "top_p": 0.9, "top_k": 40},
         system=[{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Answer in English."}],
         messages=[user([{"type": "text", "text": "first part"}, {"type": "text", "text": "second part"}]),
                   {"role": "assistant", "content": "noted"}, user("go on")])
@@ -184,16 +185,19 @@ def test_images_become_image_url_parts(client: anthropic.Anthropic, fake: FakeUp
 
 def test_the_beta_path_and_the_path_without_v1(client: anthropic.Anthropic, wire: RecordingTransport,
                                                proxy: ProxyServer, fake: FakeUpstream) -> None:
-    beta = client.beta.messages.create(model="fake-model", max_tokens=50, messages=[user("beta path")],
+    beta = client.beta.messages.create(model="fake-model", max_tokens=50, messages=[user("beta client")],
                                        betas=["interleaved-thinking-2025-05-14"])
-    assert wire.last.url.endswith("/v1/messages?beta=true") and beta.content[0].text == "echo: beta path"
-    answer = httpx.post(proxy.origin + "/messages", timeout=10, json={
-        "model": "fake-model", "max_tokens": 50, "messages": [user("no v1")]},
-        headers={"x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01",
-                 "anthropic-beta": "some-future-beta-2099-01-01"})
-    assert answer.status_code == 200, answer.text
-    assert_valid("messages.response", answer.json())
-    assert answer.json()["content"][0]["text"] == "echo: no v1"
+    assert wire.last.request_headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+    assert beta.content[0].text == "echo: beta client"
+    # Claude Code posts to /v1/messages?beta=true; any anthropic-version and anthropic-beta go
+    for path in ("/v1/messages?beta=true", "/messages"):
+        answer = httpx.post(proxy.origin + path, timeout=10, json={
+            "model": "fake-model", "max_tokens": 50, "messages": [user(f"posted to {path}")]},
+            headers={"x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01",
+                     "anthropic-beta": "some-future-beta-2099-01-01"})
+        assert answer.status_code == 200, (path, answer.text)
+        assert_valid("messages.response", answer.json())
+        assert answer.json()["content"][0]["text"] == f"echo: posted to {path}"
 
 
 # -- streams ------------------------------------------------------------------------------------------

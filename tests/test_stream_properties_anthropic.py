@@ -16,17 +16,18 @@ same final Message. A stream cut short must end with an ``error`` event, never s
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mapper.engine import load_mapping
 from mapper.engine.context import deterministic_context
 from mapper.engine.streaming import translate_stream
 from support.anthropic_invariants import check_anthropic_sse
-from support.anthropic_mapping import ANTHROPIC_CHAT, anthropic_chat_available, requires_anthropic_chat
+from support.anthropic_mapping import ANTHROPIC_CHAT, requires_anthropic_chat
 from support.anthropic_replay import replay_anthropic_stream
 from support.chat_streams import LAYOUTS, ChatStreamPlan, chat_sse, render_chat_stream
 from support.generators import ARGUMENTS, NAMES, TEXT, byte_pieces
@@ -38,11 +39,9 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_
 SETTINGS = settings(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-@pytest.fixture(scope="module")
+@functools.cache
 def mapping() -> Any:
-    from mapper.engine import load_mapping
-
-    assert anthropic_chat_available()
+    """The compiled mapping, loaded on first use: importing this module must work without it."""
     return load_mapping(ANTHROPIC_CHAT)
 
 
@@ -66,17 +65,17 @@ def request_of(plan: ChatStreamPlan) -> dict[str, Any]:
     return {"model": "prop", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}], "tools": tools}
 
 
-def convert(mapping: Any, pieces: list[bytes], plan: ChatStreamPlan) -> bytes:
-    return b"".join(translate_stream(mapping, pieces, request=request_of(plan), ctx=deterministic_context()))
+def convert(pieces: list[bytes], plan: ChatStreamPlan) -> bytes:
+    return b"".join(translate_stream(mapping(), pieces, request=request_of(plan), ctx=deterministic_context()))
 
 
 @SETTINGS
 @given(data=st.data())
-def test_generated_chat_streams_become_correct_messages_streams(mapping: Any, data: Any) -> None:
+def test_generated_chat_streams_become_correct_messages_streams(data: Any) -> None:
     plan = data.draw(plans())
     raw = chat_sse(render_chat_stream(data.draw, plan))
-    whole = convert(mapping, [raw], plan)
-    assert convert(mapping, byte_pieces(data.draw, raw), plan) == whole
+    whole = convert([raw], plan)
+    assert convert(byte_pieces(data.draw, raw), plan) == whole
 
     summary = check_anthropic_sse(whole)
     message = summary["message"]
@@ -101,13 +100,13 @@ def test_generated_chat_streams_become_correct_messages_streams(mapping: Any, da
 
 @settings(SETTINGS, max_examples=80)
 @given(data=st.data())
-def test_a_stream_cut_anywhere_ends_in_an_error_event(mapping: Any, data: Any) -> None:
+def test_a_stream_cut_anywhere_ends_in_an_error_event(data: Any) -> None:
     """An upstream that dies before its finish gives a stream that ends with `error` (a complete one
     after its finish); either way every rule holds."""
     plan = data.draw(plans())
     raw = chat_sse(render_chat_stream(data.draw, plan))
     cut = data.draw(st.integers(0, len(raw)))
-    summary = check_anthropic_sse(convert(mapping, [raw[:cut]], plan))
+    summary = check_anthropic_sse(convert([raw[:cut]], plan))
     finished = b'"finish_reason":"' + plan.finish.encode() in raw[:cut]
     if not finished:
         assert summary["error"] is not None and summary["event_types"][-1] == "error"
