@@ -61,6 +61,15 @@ CHUNK = {"id": "chatcmpl-e2e", "object": "chat.completion.chunk", "created": 1, 
 
 Json = Any
 
+# what the landed anthropic-chat lacks (the lead's proxy work in progress); strict, so a fix shows as XPASS
+OVERLOADED_AS_503 = "pending on main: an upstream 503 comes back as 503, not 529 (the body says overloaded_error)"
+ERRORS_IN_OPENAI_SHAPE = ("pending on main: request validation and the mapping's refusals answer in OpenAI's "
+                          "error shape on /v1/messages")
+X_API_KEY_IGNORED = ("pending on main: x-api-key is not read as the client's key (not passed upstream; "
+                     "held-key mode answers OpenAI's 401 missing_api_key)")
+NO_COUNT_TOKENS = "pending on main: POST /v1/messages/count_tokens is a 404"
+MODELS_IN_OPENAI_SHAPE = "pending on main: GET /v1/models answers in OpenAI's list shape"
+
 
 @pytest.fixture(scope="module")
 def main_upstream():
@@ -449,6 +458,7 @@ def error_of(caught: pytest.ExceptionInfo) -> Json:
     return body["error"]
 
 
+@pytest.mark.xfail(strict=True, reason=OVERLOADED_AS_503)
 def test_upstream_errors_become_the_sdks_exceptions(client: anthropic.Anthropic, fake: FakeUpstream) -> None:
     fake.expect("/v1/chat/completions",
                 error_reply(400, "bad request: messages too long", param="messages"),
@@ -476,6 +486,7 @@ def test_upstream_errors_become_the_sdks_exceptions(client: anthropic.Anthropic,
     assert (overloaded_stream.value.status_code, error_of(overloaded_stream)["type"]) == (529, "overloaded_error")
 
 
+@pytest.mark.xfail(strict=True, reason=OVERLOADED_AS_503)
 def test_the_sdk_retries_an_overloaded_upstream(proxy: ProxyServer, fake: FakeUpstream) -> None:
     fake.expect("/v1/chat/completions", error_reply(503, "The engine is currently overloaded.", "server_error"))
     client, wire = recording_client(proxy.origin, max_retries=2)
@@ -485,12 +496,17 @@ def test_the_sdk_retries_an_overloaded_upstream(proxy: ProxyServer, fake: FakeUp
     assert [exchange.status for exchange in wire.exchanges] == [529, 200]
 
 
-def test_a_request_without_max_tokens_is_refused(proxy: ProxyServer, fake: FakeUpstream) -> None:
-    answer = httpx.post(proxy.origin + "/v1/messages", timeout=10, headers={"x-api-key": "k"},
-                        json={"model": "fake-model", "messages": [user("x")]})
+@pytest.mark.xfail(strict=True, reason=ERRORS_IN_OPENAI_SHAPE)
+@pytest.mark.parametrize(("body", "named"), [
+    ({"model": "fake-model", "messages": [user("x")]}, "max_tokens"),  # request validation
+    ({"model": "fake-model", "max_tokens": 9, "messages": [{"role": "wizard", "content": "x"}]}, "wizard"),  # the mapping
+])
+def test_bad_requests_are_refused_in_anthropics_shape(proxy: ProxyServer, fake: FakeUpstream, body: Json,
+                                                      named: str) -> None:
+    answer = httpx.post(proxy.origin + "/v1/messages", json=body, timeout=10, headers={"x-api-key": "k"})
     assert answer.status_code == 400, answer.text
     assert_valid("error", answer.json())
-    assert answer.json()["error"]["type"] == "invalid_request_error" and "max_tokens" in answer.json()["error"]["message"]
+    assert answer.json()["error"]["type"] == "invalid_request_error" and named in answer.json()["error"]["message"]
     assert fake.requests == []
 
 
@@ -537,6 +553,7 @@ AUTH_MODES = {
 }
 
 
+@pytest.mark.xfail(strict=True, reason=X_API_KEY_IGNORED)
 @pytest.mark.parametrize("mode", AUTH_MODES)
 def test_a_client_key_in_either_header(mode: str) -> None:
     """``Authorization: Bearer`` (the SDK) and ``x-api-key`` (Claude Code) are both the client's key;
@@ -562,6 +579,7 @@ def test_a_client_key_in_either_header(mode: str) -> None:
 # -- count_tokens and models -------------------------------------------------------------------------
 
 
+@pytest.mark.xfail(strict=True, reason=NO_COUNT_TOKENS)
 def test_count_tokens_is_an_estimate(client: anthropic.Anthropic, wire: RecordingTransport) -> None:
     short = client.messages.count_tokens(model="fake-model", messages=[user("hi")])
     assert_valid("count_tokens.response", wire.last.json)  # asked without max_tokens, as Claude Code does
@@ -570,6 +588,7 @@ def test_count_tokens_is_an_estimate(client: anthropic.Anthropic, wire: Recordin
     assert 0 < short.input_tokens < longer.input_tokens
 
 
+@pytest.mark.xfail(strict=True, reason=MODELS_IN_OPENAI_SHAPE)
 def test_models_in_anthropics_shape(client: anthropic.Anthropic, wire: RecordingTransport) -> None:
     models = list(client.models.list())
     page = wire.last.json

@@ -20,6 +20,7 @@ import functools
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,13 +30,15 @@ from mapper.engine.streaming import translate_stream
 from support.anthropic_invariants import check_anthropic_sse
 from support.anthropic_mapping import ANTHROPIC_CHAT, requires_anthropic_chat
 from support.anthropic_replay import replay_anthropic_stream
-from support.chat_streams import LAYOUTS, ChatStreamPlan, chat_sse, render_chat_stream
+from support.chat_streams import LAYOUTS, ChatStreamPlan, chat_chunk, chat_sse, render_chat_stream
 from support.generators import ARGUMENTS, NAMES, TEXT, byte_pieces
 
 pytestmark = requires_anthropic_chat
 
 # chat finish_reason -> Messages stop_reason
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+CUT_IN_ARGUMENTS = ("pending on main: a stream cut inside tool arguments closes the tool_use block "
+                    "(content_block_stop) with partial JSON before the error event")
 SETTINGS = settings(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -98,6 +101,9 @@ def test_generated_chat_streams_become_correct_messages_streams(data: Any) -> No
     assert replay.final == message
 
 
+# not strict: a run draws a cut inside tool arguments only now and then; the regression test
+# below always does, and is strict
+@pytest.mark.xfail(strict=False, reason=CUT_IN_ARGUMENTS)
 @settings(SETTINGS, max_examples=80)
 @given(data=st.data())
 def test_a_stream_cut_anywhere_ends_in_an_error_event(data: Any) -> None:
@@ -111,3 +117,18 @@ def test_a_stream_cut_anywhere_ends_in_an_error_event(data: Any) -> None:
     if not finished:
         assert summary["error"] is not None and summary["event_types"][-1] == "error"
         assert "message_stop" not in summary["event_types"]
+
+
+@pytest.mark.xfail(strict=True, reason=CUT_IN_ARGUMENTS)
+def test_a_stream_cut_inside_tool_arguments_leaves_the_call_unfinished() -> None:
+    """A tool_use block whose arguments were cut must not be closed as if whole: a client that runs
+    a tool when its block stops (or parses partial JSON, as the SDK does) would run
+    ``rm -rf /tmp/x`` from ``rm -rf /tmp/x/cache``. Only the error event may follow."""
+    call = {"index": 0, "id": "call_0", "type": "function",
+            "function": {"name": "Bash", "arguments": '{"command": "rm -rf /tmp/x'}}
+    plan = ChatStreamPlan(reasoning=None, reasoning_field="reasoning_content", text=None,  # offers Bash
+                          calls=[("call_0", "Bash", "{}")], layout="sequential", resend_ids=False,
+                          finish="tool_calls", usage=False, done=False)
+    raw = chat_sse([chat_chunk({"role": "assistant", "content": ""}), chat_chunk({"tool_calls": [call]})])
+    summary = check_anthropic_sse(convert([raw], plan))
+    assert summary["event_types"][-1] == "error"

@@ -9,11 +9,12 @@ rebuilds it from a response store, and a retried request gets the same answer.
 
 A step is a ``Shell`` command, run through whichever shell tool the client offers, found by name
 with the arguments that tool takes (Codex offers ``exec_command`` with ``cmd``; older builds
-``shell_command`` or ``shell``; Claude Code ``Bash`` with ``command`` and ``description``), a ``Patch`` for Codex's freeform ``apply_patch`` tool (a
-function taking ``input`` once mapper has turned it into a chat tool), or a ``Namespaced`` call of
-a tool inside one of the client's ``namespace`` groups. A request that does not
-offer the tool a step needs gets a text answer naming the tools it did offer, so a test that
-expected the step to run fails with that in its message.
+``shell_command`` or ``shell``; Claude Code ``Bash`` with ``command`` and ``description``), a
+``Patch`` for Codex's freeform ``apply_patch`` tool (a function taking ``input`` once mapper has
+turned it into a chat tool), or a ``Namespaced`` call of a tool inside one of the client's
+``namespace`` groups. A request that does not offer the tool a step needs gets a text answer
+naming the tools it did offer, so a test that expected the step to run fails with that in its
+message.
 
     plan = AgentPlan((Shell("printf hi > note.txt"), Shell("cat note.txt")), final="Read: {last_line}")
     with FakeUpstream(chat_model=plan.answer) as upstream: ...
