@@ -39,7 +39,7 @@ pytestmark = requires_anthropic_chat
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 CUT_IN_ARGUMENTS = ("pending on main: a stream cut inside tool arguments closes the tool_use block "
                     "(content_block_stop) with partial JSON before the error event")
-SETTINGS = settings(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @functools.cache
@@ -104,7 +104,7 @@ def test_generated_chat_streams_become_correct_messages_streams(data: Any) -> No
 # not strict: a run draws a cut inside tool arguments only now and then; the regression test
 # below always does, and is strict
 @pytest.mark.xfail(strict=False, reason=CUT_IN_ARGUMENTS)
-@settings(SETTINGS, max_examples=80)
+@settings(SETTINGS, max_examples=150)
 @given(data=st.data())
 def test_a_stream_cut_anywhere_ends_in_an_error_event(data: Any) -> None:
     """An upstream that dies before its finish gives a stream that ends with `error` (a complete one
