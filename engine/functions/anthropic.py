@@ -63,8 +63,11 @@ def group_user_turn(items: Json, ctx: Context) -> Json:
                         {"type": "input_text", "text": "a"}, {"type": "input_text", "text": "b"}]}]),
 ])
 def group_user_items(items: Json, ctx: Context) -> Json:
-    """A user turn's converted blocks as Responses input items: each tool result an item of its
-    own, and every run of content parts between them one user message."""
+    """A user turn's converted blocks as Responses input items, content parts grouped in messages.
+
+    Each tool result stays an item of its own; every run of content parts between them becomes
+    one user message.
+    """
     grouped: list[Json] = []
     parts: list[Json] = []
     for item in items if items.__class__ is list else ():
