@@ -55,6 +55,34 @@ def group_user_turn(items: Json, ctx: Context) -> Json:
     return messages
 
 
+@register("group_user_items", examples=[
+    Example(given=[{"type": "function_call_output", "call_id": "t1", "output": "ok"},
+                   {"type": "input_text", "text": "a"}, {"type": "input_text", "text": "b"}],
+            expect=[{"type": "function_call_output", "call_id": "t1", "output": "ok"},
+                    {"type": "message", "role": "user", "content": [
+                        {"type": "input_text", "text": "a"}, {"type": "input_text", "text": "b"}]}]),
+])
+def group_user_items(items: Json, ctx: Context) -> Json:
+    """A user turn's converted blocks as Responses input items, content parts grouped in messages.
+
+    Each tool result stays an item of its own; every run of content parts between them becomes
+    one user message.
+    """
+    grouped: list[Json] = []
+    parts: list[Json] = []
+    for item in items if items.__class__ is list else ():
+        if item.__class__ is dict and item.get("type") == "function_call_output":
+            if parts:
+                grouped.append({"type": "message", "role": "user", "content": parts})
+                parts = []
+            grouped.append(item)
+        elif item is not None:
+            parts.append(item)
+    if parts:
+        grouped.append({"type": "message", "role": "user", "content": parts})
+    return grouped
+
+
 @register("tool_result_text", examples=[
     Example(given={"type": "tool_result", "tool_use_id": "t", "content": "hi"}, expect="hi"),
     Example(given={"type": "tool_result", "tool_use_id": "t", "is_error": True,
