@@ -39,7 +39,8 @@ pytestmark = requires_anthropic_chat
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 CUT_IN_ARGUMENTS = ("pending on main: a stream cut inside tool arguments closes the tool_use block "
                     "(content_block_stop) with partial JSON before the error event")
-SETTINGS = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(max_examples=200, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @functools.cache
