@@ -1,6 +1,6 @@
 """Property test: generated chat streams, cut at random places, always give a correct Messages stream.
 
-Hypothesis builds a plan (reasoning in ``reasoning_content``, answer text, parallel tool calls with
+Hypothesis builds a plan (reasoning in ``reasoning_content`` or vLLM's ``reasoning``, answer text, parallel tool calls with
 JSON arguments, a finish reason, a usage chunk, the [DONE] marker), renders it as chat chunks the
 ways providers do (``support.chat_streams``: fragments of random sizes; calls sequential,
 interleaved, all in one chunk, or Ollama's index 0 for every call; ids and names resent on every
@@ -57,7 +57,8 @@ def plans(draw: Any) -> ChatStreamPlan:
     if not (reasoning or text or calls):
         text = "x"
     finishes = ["tool_calls", "length"] if calls else ["stop", "length", "content_filter"]
-    return ChatStreamPlan(reasoning=reasoning, reasoning_field="reasoning_content", text=text, calls=calls,
+    return ChatStreamPlan(reasoning=reasoning, text=text, calls=calls,
+                          reasoning_field=draw(st.sampled_from(["reasoning_content", "reasoning"])),
                           layout=draw(st.sampled_from(LAYOUTS)), resend_ids=draw(st.booleans()),
                           finish=draw(st.sampled_from(finishes)), usage=draw(st.booleans()),
                           done=draw(st.booleans()))
