@@ -1,8 +1,8 @@
 """Property test: generated chat streams, cut at random places, always give a correct Messages stream.
 
-Hypothesis builds a plan (reasoning in ``reasoning_content`` or vLLM's ``reasoning``, answer text, parallel tool calls with
-JSON arguments, a finish reason, a usage chunk, the [DONE] marker), renders it as chat chunks the
-ways providers do (``support.chat_streams``: fragments of random sizes; calls sequential,
+Hypothesis builds a plan (reasoning in ``reasoning_content`` or vLLM's ``reasoning``, answer text,
+parallel tool calls with JSON arguments, a finish reason, a usage chunk, the [DONE] marker), renders
+it as chat chunks the ways providers do (``support.chat_streams``: fragments of random sizes; calls sequential,
 interleaved, all in one chunk, or Ollama's index 0 for every call; ids and names resent on every
 chunk or not), then splits the SSE bytes at random offsets, and converts it with the
 ``anthropic-chat`` mapping. Every converted stream must pass Anthropic's stream rules
