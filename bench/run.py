@@ -364,7 +364,7 @@ def machine(layout: CoreLayout) -> Json:
     except OSError:
         pass
     versions = []
-    for package in ("aiohttp", "uvloop", "orjson", "httpx", "uvicorn"):
+    for package in ("aiohttp", "uvloop", "orjson", "httpx", "prometheus_client"):
         try:
             versions.append(f"{package} {importlib.metadata.version(package)}")
         except importlib.metadata.PackageNotFoundError:

@@ -1,8 +1,8 @@
 """Cancel the upstream request when the client hangs up, streaming or not.
 
 An ASGI server reports a closed client connection as an ``http.disconnect`` message from
-``receive()``; nothing else tells the app (uvicorn even drops writes to a closed connection
-silently). So once the request body has been read, ``run_until_disconnect`` runs the work (the
+``receive()``; nothing else tells the app (a server may drop writes to a closed connection
+silently; ``engine.proxy.front`` resolves it from the connection's ``connection_lost``). So once the request body has been read, ``run_until_disconnect`` runs the work (the
 upstream exchange) while a watcher task waits on ``receive()``; a disconnect cancels the work, and
 the cancellation closes the upstream connection (``Upstream.open``), which is how the upstream
 learns that nobody is listening. This is why there is no Starlette ``BaseHTTPMiddleware``
