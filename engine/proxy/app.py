@@ -184,7 +184,7 @@ class ProxyApp:
             body.append(await list_models(self.config.router.routes, self.upstream, self.auth,
                                           authorization, redactor))
 
-        if await run_until_disconnect(receive, work(), lambda: respond.finished):
+        if await run_until_disconnect(receive, work(), lambda: respond.finished, scope):
             raise ClientGone()
         await respond.json(200, body[0])
 
@@ -199,7 +199,7 @@ class ProxyApp:
         call = self._prepare(body, path, authorization, respond, log, turn)
         try:
             log.client_disconnected = await run_until_disconnect(
-                receive, forward(call, self.upstream), lambda: respond.finished)
+                receive, forward(call, self.upstream), lambda: respond.finished, scope)
         except Exception:
             if call.session is None or not respond.started or respond.finished:
                 raise

@@ -80,6 +80,10 @@ def error_response(status: int, message: str, code: str, rid: str | None = None)
     return response
 
 
+def _nothing() -> None:
+    pass
+
+
 def _raw_error(status: int, message: str, code: str) -> bytes:
     """A whole error response as bytes, for a connection the server will not read from."""
     kind = "server_error" if status >= 500 else "invalid_request_error"
@@ -92,7 +96,8 @@ def _raw_error(status: int, message: str, code: str) -> bytes:
 class Connection(RequestHandler):
     """One client connection: aiohttp's protocol with the head limits and a hang-up signal."""
 
-    __slots__ = ("limits", "refused", "_head_bytes", "_payload", "_head_timer", "_gone")
+    __slots__ = ("limits", "refused", "_head_bytes", "_payload", "_head_timer", "_gone",
+                 "_hangup")
 
     def __init__(self, manager: "Front", limits: Limits, **kwargs: Any) -> None:
         # the parser's own limits stop one line or field early; the whole head is counted here
@@ -105,6 +110,7 @@ class Connection(RequestHandler):
         self._payload: Any = None  # the body of the last request parsed, while it is read
         self._head_timer: asyncio.TimerHandle | None = None
         self._gone: asyncio.Future[None] | None = None
+        self._hangup: Callable[[], None] | None = None
 
     # -- a hang-up, for ASGI's http.disconnect ---------------------------------------------------
 
@@ -116,10 +122,25 @@ class Connection(RequestHandler):
                 self._gone.set_result(None)
         return self._gone
 
+    def on_hangup(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` if the connection is lost (the ``mapper.hangup`` scope extension);
+        returns the function that cancels this."""
+        if self.transport is None:
+            self._loop.call_soon(callback)
+            return _nothing
+        self._hangup = callback
+        return self._forget_hangup
+
+    def _forget_hangup(self) -> None:
+        self._hangup = None
+
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head_timer()
         if self._gone is not None and not self._gone.done():
             self._gone.set_result(None)
+        hangup, self._hangup = self._hangup, None
+        if hangup is not None:
+            hangup()
         super().connection_lost(exc)
 
     # -- the head limits ---------------------------------------------------------------------------
@@ -282,7 +303,11 @@ class _Exchange:
 
     def scope(self) -> dict[str, Any]:
         request = self.request
+        connection = request.protocol
+        extensions = {"mapper.hangup": connection.on_hangup} \
+            if isinstance(connection, Connection) else {}
         return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                "extensions": extensions,
                 "method": request.method, "scheme": "http", "path": request.path,
                 "raw_path": request.raw_path.encode("latin-1"),
                 "query_string": request.query_string.encode("latin-1"),

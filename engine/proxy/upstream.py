@@ -41,6 +41,7 @@ import httpx
 from ... import __version__
 from ..errors import UpstreamError
 from ..upstream_target import base_url, redact_url
+from .transport import AiohttpTransport, DirectResponse
 
 __all__ = ["TRANSPORTS", "Reply", "Timeouts", "Upstream", "base_url", "passed_headers", "redact_url"]
 
@@ -51,8 +52,6 @@ BODY_LIMIT = 256 << 20  # bytes of a non-streamed upstream answer
 
 
 def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    from .transport import AiohttpTransport  # aiohttp's pool behind httpx's API
-
     return AiohttpTransport(limits)
 
 
@@ -121,8 +120,8 @@ class Upstream:
                                     max_keepalive_connections=max_connections,
                                     keepalive_expiry=KEEPALIVE_SECONDS)
         # sent with every request; identity: compressing a token stream only adds latency
-        self._base_headers = [(b"user-agent", user_agent.encode()),
-                              (b"accept-encoding", b"identity")]
+        self._text_headers = [("user-agent", user_agent), ("accept-encoding", "identity")]
+        self._base_headers = [(name.encode(), value.encode()) for name, value in self._text_headers]
         self._transport: httpx.AsyncBaseTransport | None = None
 
     def client(self) -> httpx.AsyncBaseTransport:
@@ -150,15 +149,21 @@ class Upstream:
         connection is closed too, which is how a cancelled request reaches the upstream.
         """
         transport = self.client()
-        request = httpx.Request(method, _url(url), content=content,
-                                headers=self._base_headers + _encoded(headers),
-                                extensions={"timeout": _transport_timeouts(timeouts)})
+        if isinstance(transport, AiohttpTransport):  # the default: no httpx objects on the way
+            sending = transport.send(method, url, content,
+                                     [*self._text_headers, *(headers or {}).items()],
+                                     timeouts.connect)
+        else:
+            request = httpx.Request(method, _url(url), content=content,
+                                    headers=self._base_headers + _encoded(headers),
+                                    extensions={"timeout": _transport_timeouts(timeouts)})
+            sending = transport.handle_async_request(request)
         now = asyncio.get_running_loop().time()
         deadline = now + timeouts.total
         first_byte_by = min(now + timeouts.read, deadline)
         try:
             async with asyncio.timeout_at(first_byte_by):
-                response = await transport.handle_async_request(request)
+                response = await sending
         except TimeoutError:
             raise read_timeout(timeouts, total=first_byte_by == deadline) from None
         except httpx.HTTPError as error:
@@ -193,8 +198,8 @@ class Reply:
     __slots__ = ("_response", "_timeouts", "_first_byte_by", "_deadline", "_pieces", "status",
                  "headers")
 
-    def __init__(self, response: httpx.Response, timeouts: Timeouts, first_byte_by: float,
-                 deadline: float) -> None:
+    def __init__(self, response: httpx.Response | DirectResponse, timeouts: Timeouts,
+                 first_byte_by: float, deadline: float) -> None:
         self._response = response
         self._timeouts = timeouts
         self._first_byte_by = first_byte_by  # loop time by which the body's first piece is due
