@@ -238,64 +238,62 @@ def _by_target(runs: list[Json]) -> dict[tuple[bool, str], dict[str, float | Non
             for key, rows in grouped.items()}
 
 
+def _section(title: str, intro: str, columns: list[str], rows: Iterable[list[str]]) -> list[str]:
+    """A titled Markdown table."""
+    return [f"## {title}", "", intro, "", "| " + " | ".join(columns) + " |",
+            "|" + "---|" * len(columns), *("| " + " | ".join(row) + " |" for row in rows), ""]
+
+
 def _servers_section(servers: Json) -> list[str]:
     table = _by_target(servers["runs"])
-    lines = ["## HTTP servers: the same proxy app under each", "",
-             f"Responses client → Chat upstream at c={servers['concurrency']}, medians of "
-             "interleaved rounds; *(n×)* is against the reference pass-through of the same rounds. "
-             "The server is chosen in bench/ANALYSIS.md from these figures and from the limits "
-             "each can enforce.", "",
-             "| answer | server | proxy CPU ms/req | p50 ms | p99 ms | req/s | errors |",
-             "|---|---|---|---|---|---|---|"]
+    rows = []
     for stream in (False, True):
         reference = table.get((stream, "reference"), {})
         for target in ("reference", *servers["names"]):
             cells = table.get((stream, target))
             if not cells:
                 continue
-            cpu, p50 = cells["proxy_cpu_ms_per_req"], cells["p50_ms"]
-            suffix = (lambda v, r: f" ({_x(ratio(v, r))})" if target != "reference" else "")
-            lines.append(f"| {'stream' if stream else 'json'} | {target} | "
-                         f"{_ms(cpu, 3)}{suffix(cpu, reference.get('proxy_cpu_ms_per_req'))} | "
-                         f"{_ms(p50)}{suffix(p50, reference.get('p50_ms'))} | {_ms(cells['p99_ms'])} | "
-                         f"{cells['rps']:.0f} | {cells['errors']:.0f} |")
-    return lines + [""]
+
+            def shown(field: str, digits: int) -> str:
+                value = cells[field]
+                if target == "reference":
+                    return _ms(value, digits)
+                return _ms(value, digits) + _x(ratio(value, reference.get(field)))
+            rows.append(["stream" if stream else "json", target, shown("proxy_cpu_ms_per_req", 3),
+                         shown("p50_ms", 2), _ms(cells["p99_ms"]), f"{cells['rps']:.0f}",
+                         f"{cells['errors']:.0f}"])
+    return _section(
+        "HTTP servers: the same proxy app under each",
+        f"Responses client → Chat upstream at c={servers['concurrency']}, medians of interleaved "
+        "rounds; *(n×)* is against the reference pass-through of the same rounds. The server is "
+        "chosen in bench/ANALYSIS.md from these figures and from the limits each can enforce.",
+        ["answer", "server", "proxy CPU ms/req", "p50 ms", "p99 ms", "req/s", "errors"], rows)
 
 
 def _workers_section(workers: Json) -> list[str]:
-    table = _by_target(workers["runs"])
-    lines = ["## Workers: `--workers 2` against `--workers 1`", "",
-             f"Responses client → Chat upstream at c={workers['concurrency']}; both proxies may "
-             "use every CPU, which the load driver and the upstream share on this machine, so the "
-             "second worker competes with them.", "",
-             "| answer | workers | req/s | p50 ms | p99 ms | proxy CPU ms/req |",
-             "|---|---|---|---|---|---|"]
-    for (stream, target), cells in sorted(table.items()):
-        lines.append(f"| {'stream' if stream else 'json'} | {target.split('=')[1]} | "
-                     f"{cells['rps']:.0f} | {_ms(cells['p50_ms'])} | {_ms(cells['p99_ms'])} | "
-                     f"{_ms(cells['proxy_cpu_ms_per_req'], 3)} |")
-    return lines + [""]
+    rows = [["stream" if stream else "json", target.split("=")[1], f"{cells['rps']:.0f}",
+             _ms(cells["p50_ms"]), _ms(cells["p99_ms"]), _ms(cells["proxy_cpu_ms_per_req"], 3)]
+            for (stream, target), cells in sorted(_by_target(workers["runs"]).items())]
+    return _section(
+        "Workers: `--workers 2` against `--workers 1`",
+        f"Responses client → Chat upstream at c={workers['concurrency']}; both proxies may use "
+        "every CPU, which the load driver and the upstream share on this machine, so the second "
+        "worker competes with them.",
+        ["answer", "workers", "req/s", "p50 ms", "p99 ms", "proxy CPU ms/req"], rows)
 
 
 def _large_section(large: Json) -> list[str]:
-    def cpu(row: Json) -> str:
-        return "—" if row["proxy_cpu_s"] is None else f"{row['proxy_cpu_s']:.2f}"
-
-    lines = [f"## Large streams: one answer of about {large['megabytes']:g} MB", "",
-             "One streamed answer per direction and target (median of three), read by the raw "
-             "driver as fast as it arrives. A Responses stream repeats the whole text in its "
-             "closing events (`output_text.done`, `content_part.done`, `output_item.done`, "
-             "`response.completed`), so a Responses client receives about five times the bytes "
-             "of the chat stream.", "",
-             "| direction | target | status | MB received | seconds | MB/s | proxy CPU s |",
-             "|---|---|---|---|---|---|---|"]
-    for row in large["rows"]:
-        megabytes = row["bytes"] / 1e6
-        lines.append(f"| {row['direction']} | {row['target']} | {row['status']} | "
-                     f"{megabytes:.1f} | {row['seconds']:.2f} | "
-                     f"{megabytes / row['seconds']:.0f} | "
-                     f"{cpu(row)} |")
-    return lines + [""]
+    rows = [[row["direction"], row["target"], str(row["status"]), f"{row['bytes'] / 1e6:.1f}",
+             f"{row['seconds']:.2f}", f"{row['bytes'] / 1e6 / row['seconds']:.0f}",
+             "—" if row["proxy_cpu_s"] is None else f"{row['proxy_cpu_s']:.2f}"]
+            for row in large["rows"]]
+    return _section(
+        f"Large streams: one answer of about {large['megabytes']:g} MB",
+        "One streamed answer per direction and target (median of three), read by the raw driver "
+        "as fast as it arrives. A Responses stream repeats the whole text in its closing events "
+        "(`output_text.done`, `content_part.done`, `output_item.done`, `response.completed`), so "
+        "a Responses client receives about five times the bytes of the chat stream.",
+        ["direction", "target", "status", "MB received", "seconds", "MB/s", "proxy CPU s"], rows)
 
 
 def _micro_section(micro: Json) -> list[str]:
