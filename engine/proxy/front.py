@@ -152,17 +152,20 @@ class Connection(RequestHandler):
             return
         if self._force_close or self._close or self.refused:
             return
-        if not self._head_bytes and data:
-            self._start_head_timer()
-        self._head_bytes += len(data)
         count = self._request_count
         super().data_received(data)
         if self._request_count != count:  # a head is complete (the handler checks its size)
             self._stop_head_timer()
             self._head_bytes = 0
             self._payload = self._messages[-1][1] if self._messages else None
-        elif self._head_bytes > self.limits.max_header_bytes:  # a head still coming, too long
+            return
+        # a head still coming: counted, and timed from its first piece (a head that arrives
+        # whole, the usual case, costs no timer)
+        self._head_bytes += len(data)
+        if self._head_bytes > self.limits.max_header_bytes:
             self._refuse(431, _too_large(self.limits), "headers_too_large")
+        elif self._head_timer is None and self._head_bytes:
+            self._start_head_timer()
 
     def _start_head_timer(self) -> None:
         if self._keepalive_handle is not None:  # the head has begun: no longer idle
