@@ -290,7 +290,8 @@ def functions() -> None:
               help="The whole exchange with the upstream, streamed or not.  [default: 1800]")
 @click.option("--header-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
               show_default=True, metavar="SECONDS",
-              help="A client's request head must arrive within this after its first byte (408).")
+              help="A client's request head must arrive within this after its first byte, and "
+                   "its body may fall silent no longer (408).")
 @click.option("--keepalive-timeout", type=click.FloatRange(min=0, min_open=True), default=75.0,
               show_default=True, metavar="SECONDS",
               help="Close a client connection idle this long (no request in progress).")

@@ -130,6 +130,16 @@ def test_a_head_that_does_not_end_in_time_is_408(fake: FakeUpstream) -> None:
             assert closed_by_server(sock, 5)
 
 
+def test_a_body_that_stops_arriving_is_408(fake: FakeUpstream) -> None:
+    with ProxyServer(config_for(fake), limits=Limits(header_timeout=0.3)) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+                         b'{"model": "fake-model", ')  # then nothing more
+            error = assert_openai_error(*read_response(sock), 408)
+            assert error["code"] == "body_timeout"
+    assert not fake.requests  # nothing went upstream
+
+
 def test_idle_connections_are_closed(fake: FakeUpstream) -> None:
     with ProxyServer(config_for(fake), limits=Limits(keepalive_timeout=0.3)) as proxy:
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as silent:

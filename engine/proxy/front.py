@@ -13,7 +13,8 @@ The limits, each an option of ``mapper serve`` (``Limits``):
   answered 431 and the connection closed, before the head is complete when it arrives in pieces,
   so a 64 MB header costs 64 KiB of memory, not 64 MB;
 * **header-read timeout**: once the first byte of a head has arrived, the rest must follow within
-  ``header_timeout`` seconds (a slow-loris sender gets a 408 and is closed);
+  ``header_timeout`` seconds (a slow-loris sender gets a 408 and is closed); the same bounds each
+  silence in a request body still arriving;
 * **idle keep-alive timeout**: a connection with no request in progress and no byte of a new one
   is closed after ``keepalive_timeout`` seconds, also right after it was accepted;
 * **connections**: past ``max_connections`` open connections a new one is answered 503 at once
@@ -295,11 +296,12 @@ def asgi_handler(app: _App) -> Callable[[web.BaseRequest], Awaitable[web.StreamR
 class _Exchange:
     """One request's ASGI messages, mapped onto aiohttp's request and response objects."""
 
-    __slots__ = ("request", "body_read", "status", "headers", "response")
+    __slots__ = ("request", "body_read", "stalled", "status", "headers", "response")
 
     def __init__(self, request: web.BaseRequest) -> None:
         self.request = request
         self.body_read = False
+        self.stalled = False  # the body stopped arriving: the answer is a 408
         self.status = 500
         self.headers: list[tuple[bytes, bytes]] = []
         self.response: web.StreamResponse | None = None
@@ -321,7 +323,18 @@ class _Exchange:
     async def receive(self) -> dict[str, Any]:
         if not self.body_read:
             content = self.request.content
-            piece = await content.readany()
+            if content.is_eof():  # all of it arrived with the head (the usual case): no timer
+                piece = await content.readany()
+            else:
+                connection = self.request.protocol
+                silence = connection.limits.header_timeout \
+                    if isinstance(connection, Connection) else None
+                try:
+                    async with asyncio.timeout(silence):
+                        piece = await content.readany()
+                except TimeoutError:
+                    self.stalled = True  # the app sees a hang-up; finish() answers 408
+                    return {"type": "http.disconnect"}
             self.body_read = content.is_eof()
             return {"type": "http.request", "body": piece, "more_body": not self.body_read}
         connection = self.request.protocol
@@ -355,6 +368,9 @@ class _Exchange:
             await response.write_eof()
 
     def finish(self) -> web.StreamResponse:
+        if self.response is None and self.stalled:
+            metrics.refused(408)
+            return error_response(408, "The request's body stopped arriving.", "body_timeout")
         if self.response is None:  # the app sent nothing (it always answers; but never hang)
             return error_response(500, "mapper sent no answer", "internal_error")
         return self.response
