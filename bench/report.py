@@ -283,17 +283,24 @@ def _workers_section(workers: Json) -> list[str]:
 
 
 def _large_section(large: Json) -> list[str]:
-    rows = [[row["direction"], row["target"], str(row["status"]), f"{row['bytes'] / 1e6:.1f}",
-             f"{row['seconds']:.2f}", f"{row['bytes'] / 1e6 / row['seconds']:.0f}",
-             "—" if row["proxy_cpu_s"] is None else f"{row['proxy_cpu_s']:.2f}"]
+    upstream = {row["direction"]: row["bytes"] for row in large["rows"] if row["target"] == "direct"}
+    rows = [[row["direction"], row["target"], str(row["status"]),
+             f"{upstream.get(row['direction'], math.nan) / 1e6:.1f}", f"{row['bytes'] / 1e6:.1f}",
+             f"{row['seconds']:.2f}",
+             f"{upstream.get(row['direction'], math.nan) / 1e6 / row['seconds']:.0f}",
+             "—" if row["proxy_cpu_s"] is None else f"{row['proxy_cpu_s']:.2f}",
+             f"{row.get('driver_cpu_s', math.nan):.2f}"]
             for row in large["rows"]]
     return _section(
         f"Large streams: one answer of about {large['megabytes']:g} MB",
         "One streamed answer per direction and target (median of three), read by the raw driver "
         "as fast as it arrives. A Responses stream repeats the whole text in its closing events "
         "(`output_text.done`, `content_part.done`, `output_item.done`, `response.completed`), so "
-        "a Responses client receives about five times the bytes of the chat stream.",
-        ["direction", "target", "status", "MB received", "seconds", "MB/s", "proxy CPU s"], rows)
+        "a Responses client receives about five times the bytes of the chat stream. *Proxy CPU* "
+        "against *seconds* says whether the proxy was the bottleneck; the driver (Python, on the "
+        "upstream's core) reads the body without keeping it.",
+        ["direction", "target", "status", "upstream MB", "MB received", "seconds",
+         "upstream MB/s", "proxy CPU s", "driver CPU s"], rows)
 
 
 def _micro_section(micro: Json) -> list[str]:
