@@ -59,7 +59,7 @@ def exchange(port: int, data: bytes, timeout: float = 10.0, chunks: int = 1) -> 
         return read_response(sock)
 
 
-def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+def read_response(sock: socket.socket, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
     received = b""
     while b"\r\n\r\n" not in received:
         piece = sock.recv(65536)
@@ -71,7 +71,7 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     status = int(lines[0].split()[1])
     headers = {name.strip().lower(): value.strip()
                for name, _, value in (line.partition(":") for line in lines[1:])}
-    length = int(headers.get("content-length", "0"))
+    length = 0 if head_only else int(headers.get("content-length", "0"))
     while len(body) < length:
         piece = sock.recv(65536)
         if not piece:
@@ -293,6 +293,25 @@ def test_what_the_parser_refuses_is_openai_json_with_a_request_id(fake: FakeUpst
                                                                  status: int) -> None:
     with ProxyServer(config_for(fake)) as proxy:
         assert_openai_error(*exchange(proxy.port, request_bytes), status)
+
+
+def test_http10_and_head_requests_are_framed_right(fake: FakeUpstream) -> None:
+    """The server writes its answers itself: an HTTP/1.0 client gets its connection closed, a HEAD
+    request a head without a body, and a keep-alive connection carries the next request."""
+    with ProxyServer(config_for(fake)) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+            status, headers, body = read_response(sock)
+            assert (status, body, headers["connection"]) == (200, b'{"status":"ok"}', "close")
+            assert closed_by_server(sock, 5)
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+            sock.sendall(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, body = read_response(sock, head_only=True)
+            assert (status, body) == (405, b"") and int(headers["content-length"]) > 0
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # same connection
+            status, headers, body = read_response(sock)
+            assert (status, body) == (200, b'{"status":"ok"}')
+            assert headers["date"] and "connection" not in headers
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ request of the servers tried, it is the server of the bench's reference pass-thr
 shares its event loop and C HTTP parser with the upstream client. The app stays a plain ASGI
 callable (``ProxyApp``); ``asgi_handler`` is the seam, a few lines that turn one aiohttp request
 into ASGI's ``scope``, ``receive`` and ``send``, so the app runs unchanged under any ASGI server
-(the tests still drive it through ``httpx.ASGITransport``).
+(the tests still drive it through ``httpx.ASGITransport``). The app's answers are written as
+bytes rendered here (status line, headers, body or chunks) through aiohttp's writer, which keeps
+its flow control, without building aiohttp's response objects for each request.
 
 The limits, each an option of ``mapper serve`` (``Limits``):
 
@@ -32,6 +34,8 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any, Awaitable, Callable
 
 import orjson
@@ -294,9 +298,9 @@ def asgi_handler(app: _App) -> Callable[[web.BaseRequest], Awaitable[web.StreamR
 
 
 class _Exchange:
-    """One request's ASGI messages, mapped onto aiohttp's request and response objects."""
+    """One request's ASGI messages, mapped onto aiohttp's request and its writer."""
 
-    __slots__ = ("request", "body_read", "stalled", "status", "headers", "response")
+    __slots__ = ("request", "body_read", "stalled", "status", "headers", "response", "chunked")
 
     def __init__(self, request: web.BaseRequest) -> None:
         self.request = request
@@ -304,7 +308,8 @@ class _Exchange:
         self.stalled = False  # the body stopped arriving: the answer is a 408
         self.status = 500
         self.headers: list[tuple[bytes, bytes]] = []
-        self.response: web.StreamResponse | None = None
+        self.response: _Written | None = None  # set once the head has been written
+        self.chunked = False
 
     def scope(self) -> dict[str, Any]:
         request = self.request
@@ -354,26 +359,78 @@ class _Exchange:
             return
         body = message.get("body", b"")
         more = message.get("more_body", False)
-        response = self.response
-        if response is None:
-            if not more:  # a whole body at once: one write with its length
-                self.response = _whole(self.status, self.headers, body)
+        writer = self.request.writer
+        if self.response is None:
+            keep_alive = self.request.keep_alive
+            self.response = _Written(keep_alive)
+            if not more:  # a whole body at once: one write, with its length
+                head = _head(self.status, self.headers, len(body), keep_alive)
+                await writer.write(head if self.request.method == "HEAD" else head + body)
                 return
-            response = self.response = web.StreamResponse(status=self.status,
-                                                          headers=_decoded(self.headers))
-            await response.prepare(self.request)
-        if body:
-            await response.write(body)
-        if not more:
-            await response.write_eof()
+            self.chunked = True
+            head = _head(self.status, self.headers, None, keep_alive)
+            await writer.write(head + _chunk(body) if body else head)
+        elif body:
+            await writer.write(_chunk(body))
+        if not more and self.chunked:
+            await writer.write(b"0\r\n\r\n")
 
-    def finish(self) -> web.StreamResponse:
+    def finish(self) -> web.StreamResponse | _Written:
         if self.response is None and self.stalled:
             metrics.refused(408)
             return error_response(408, "The request's body stopped arriving.", "body_timeout")
         if self.response is None:  # the app sent nothing (it always answers; but never hang)
             return error_response(500, "mapper sent no answer", "internal_error")
         return self.response
+
+
+class _Written:
+    """What aiohttp's protocol reads of a response the exchange has written itself."""
+
+    __slots__ = ("keep_alive",)
+
+    def __init__(self, keep_alive: bool) -> None:
+        self.keep_alive = keep_alive
+
+    async def prepare(self, request: web.BaseRequest) -> None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+_STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()
+                 for status in HTTPStatus}
+_date_cache: list[Any] = [0, b""]
+
+
+def _date() -> bytes:
+    """The ``Date`` header line, rendered once a second."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[:] = [now, f"date: {formatdate(now, usegmt=True)}\r\n".encode()]
+    return _date_cache[1]
+
+
+def _head(status: int, headers: list[tuple[bytes, bytes]], length: int | None,
+          keep_alive: bool) -> bytes:
+    """Status line and headers; ``length`` None means a chunked body."""
+    lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()]
+    for name, value in headers:
+        if name == b"content-length" or b"\n" in value or b"\r" in value:
+            continue  # the length is the writer's to say; a line break would forge a header
+        lines.append(name + b": " + value + b"\r\n")
+    lines.append(b"content-length: %d\r\n" % length if length is not None
+                 else b"transfer-encoding: chunked\r\n")
+    if not keep_alive:
+        lines.append(b"connection: close\r\n")
+    lines.append(_date())
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n" % len(data) + data + b"\r\n"
 
 
 def _head_size(request: web.BaseRequest) -> int:
@@ -384,20 +441,6 @@ def _head_size(request: web.BaseRequest) -> int:
 
 def _too_large(limits: Limits) -> str:
     return f"The request's headers are over the limit of {limits.max_header_bytes} bytes."
-
-
-def _decoded(headers: list[tuple[bytes, bytes]]) -> dict[str, str] | list[tuple[str, str]]:
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
-
-
-def _whole(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> web.Response:
-    kept = [(name, value) for name, value in _decoded(headers) if name != "content-length"]
-    content_type = next((value for name, value in kept if name == "content-type"), None)
-    kept = [(name, value) for name, value in kept if name != "content-type"]
-    response = web.Response(status=status, body=body, headers=kept)
-    if content_type is not None:
-        response.headers["Content-Type"] = content_type
-    return response
 
 
 # -- running it ------------------------------------------------------------------------------------
