@@ -294,7 +294,8 @@ def functions() -> None:
                    "its body may fall silent no longer (408).")
 @click.option("--keepalive-timeout", type=click.FloatRange(min=0, min_open=True), default=75.0,
               show_default=True, metavar="SECONDS",
-              help="Close a client connection idle this long (no request in progress).")
+              help="Close a client connection idle this long (no request in progress), or "
+                   "reading nothing of its answer this long.")
 @click.option("--max-header-bytes", type=click.IntRange(1), default=64 << 10, show_default=True,
               help="Largest request head (request line and headers); larger gets 431.")
 @click.option("--max-connections", type=click.IntRange(1), metavar="N",

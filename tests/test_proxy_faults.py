@@ -140,6 +140,25 @@ def test_a_body_that_stops_arriving_is_408(fake: FakeUpstream) -> None:
     assert not fake.requests  # nothing went upstream
 
 
+def test_a_client_that_stops_reading_is_dropped_and_the_upstream_cancelled(fake: FakeUpstream) -> None:
+    first = f"data: {orjson.dumps(FIRST_CHUNK).decode()}\n\n"
+    filler = {**FIRST_CHUNK, "choices": [{"index": 0, "delta": {"content": "x" * 4000},
+                                          "finish_reason": None}]}
+    frames = (first, *[f"data: {orjson.dumps(filler).decode()}\n\n"] * 20_000)  # ~80 MB
+    fake.expect("/v1/chat/completions", SseReply(frames))
+    with ProxyServer(config_for(fake), limits=Limits(keepalive_timeout=0.5)) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            body = b'{"model": "fake-model", "input": "hi", "stream": true}'
+            sock.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                         % len(body) + body)
+            deadline = time.monotonic() + 15  # then read nothing: the proxy must give up on us
+            while not fake.disconnects and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert fake.disconnects, "the upstream request was not cancelled"
+            assert closed_by_server(sock, 5)  # reset: what was still queued for us is dropped
+
+
 def test_idle_connections_are_closed(fake: FakeUpstream) -> None:
     with ProxyServer(config_for(fake), limits=Limits(keepalive_timeout=0.3)) as proxy:
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as silent:

@@ -18,7 +18,8 @@ The limits, each an option of ``mapper serve`` (``Limits``):
   ``header_timeout`` seconds (a slow-loris sender gets a 408 and is closed); the same bounds each
   silence in a request body still arriving;
 * **idle keep-alive timeout**: a connection with no request in progress and no byte of a new one
-  is closed after ``keepalive_timeout`` seconds, also right after it was accepted;
+  is closed after ``keepalive_timeout`` seconds, also right after it was accepted; a client that
+  takes nothing of its answer for as long is reset, which cancels its upstream request;
 * **connections**: past ``max_connections`` open connections a new one is answered 503 at once
   and closed half a second later (logged, at most once a second), instead of the process running
   out of descriptors: a flood of silent sockets costs each refused one half a second.
@@ -32,6 +33,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
+import struct
 import time
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -359,21 +362,42 @@ class _Exchange:
             return
         body = message.get("body", b"")
         more = message.get("more_body", False)
-        writer = self.request.writer
         if self.response is None:
             keep_alive = self.request.keep_alive
             self.response = _Written(keep_alive)
             if not more:  # a whole body at once: one write, with its length
                 head = _head(self.status, self.headers, len(body), keep_alive)
-                await writer.write(head if self.request.method == "HEAD" else head + body)
+                await self._write(head if self.request.method == "HEAD" else head + body)
                 return
             self.chunked = True
             head = _head(self.status, self.headers, None, keep_alive)
-            await writer.write(head + _chunk(body) if body else head)
+            await self._write(head + _chunk(body) if body else head)
         elif body:
-            await writer.write(_chunk(body))
+            await self._write(_chunk(body))
         if not more and self.chunked:
-            await writer.write(b"0\r\n\r\n")
+            await self._write(b"0\r\n\r\n")
+
+    async def _write(self, data: bytes) -> None:
+        """Write through aiohttp's writer (its flow control); a client that takes nothing of its
+        answer for the keep-alive timeout is disconnected, which cancels the upstream request."""
+        request = self.request
+        transport, connection = request.transport, request.protocol
+        if transport is None or not isinstance(connection, Connection):
+            await request.writer.write(data)
+            return
+        await request.writer.write(data, drain=False)
+        if not transport.get_write_buffer_size():
+            return  # all of it went out at once: the client keeps up (the usual case), no timer
+        try:
+            async with asyncio.timeout(connection.limits.keepalive_timeout):
+                await request.writer.drain()  # returns at once unless the buffer is over its mark
+        except TimeoutError:
+            LOGGER.info("client stopped reading", extra={"fields": {
+                "detail": f"took nothing for {connection.limits.keepalive_timeout:g}s"}})
+            _discard_unsent(transport)
+            transport.abort()  # connection_lost: the app's hang-up callback cancels its work
+            await asyncio.sleep(1.0)  # the cancellation arrives here
+            raise ConnectionResetError("the client stopped reading") from None
 
     def finish(self) -> web.StreamResponse | _Written:
         if self.response is None and self.stalled:
@@ -382,6 +406,16 @@ class _Exchange:
         if self.response is None:  # the app sent nothing (it always answers; but never hang)
             return error_response(500, "mapper sent no answer", "internal_error")
         return self.response
+
+
+def _discard_unsent(transport: asyncio.BaseTransport) -> None:
+    """Make the close a reset, so that the kernel does not go on feeding a client that reads
+    nothing (SO_LINGER 0)."""
+    sock = transport.get_extra_info("socket")
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except (AttributeError, OSError):
+        pass
 
 
 class _Written:
