@@ -149,22 +149,21 @@ def stream_started() -> Callable[[], None]:
 
 
 class CountedStore:
-    """A response store whose reads, writes and deletes are counted (same methods as the store)."""
+    """A response store whose reads, writes and deletes are counted.
+
+    Every other attribute is the store's own (``open``, ``aclose``, and whatever the store grows),
+    so the wrapper never hides a method; reads (``get``, ``find_*``), ``put`` and ``delete`` are
+    counted under their own names.
+    """
 
     def __init__(self, store: Any) -> None:
         self.store = store
 
-    async def open(self) -> None:
-        await self.store.open()
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.store, name)
+        if name not in ("get", "put", "delete") and not name.startswith("find"):
+            return attribute
 
-    async def aclose(self) -> None:
-        await self.store.aclose()
-
-    async def put(self, record: Any) -> None:
-        await counted("put", self.store.put(record))
-
-    async def get(self, response_id: str) -> Any:
-        return await counted("get", self.store.get(response_id))
-
-    async def delete(self, response_id: str) -> bool:
-        return await counted("delete", self.store.delete(response_id))
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await counted(name, attribute(*args, **kwargs))
+        return call
