@@ -77,7 +77,8 @@ def run(server: str, host: str, port: int) -> None:
         config.backlog = 2048
         uvloop.run(serve(_app(), config))
         return
-    from mapper.engine.proxy.front import DEFAULT_LIMITS, serve_until
+    from mapper.engine.proxy.asgi import serve_until
+    from mapper.engine.proxy.front import DEFAULT_LIMITS
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -12,7 +12,8 @@
     logs.py        one JSON line per request; redaction of keys
     metrics.py     Prometheus metrics (/metrics)
     http.py        ASGI plumbing and OpenAI error bodies
-    front.py       the HTTP server: aiohttp's low-level server, client limits, ASGI over it
+    front.py       the HTTP server: aiohttp's low-level server and the client limits
+    asgi.py        the ASGI app on that server, answers written as bytes; the run loop
     server.py      start-up: descriptors, listening socket, workers
 
 Import ``ProxyApp`` and ``build_config`` from here; the modules are internal.

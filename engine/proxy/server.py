@@ -3,7 +3,8 @@
 The configuration is resolved (routes file checked, mappings compiled, keys read from the
 environment) before the server listens, so a mistake stops ``mapper serve`` with a located message
 instead of failing the first request. The server is ``engine.proxy.front`` (aiohttp's low-level
-server with the client limits) on uvloop when it is installed (the ``fast`` extra).
+server with the client limits), running the app through ``engine.proxy.asgi``, on uvloop when it
+is installed (the ``fast`` extra).
 
 Descriptors: the soft ``RLIMIT_NOFILE`` is raised to the hard limit at start-up (a default soft
 limit of 1,024 is a few hundred streams), and the connection cap defaults to half of what is left
@@ -34,7 +35,8 @@ from ..store import StoreConfig
 from . import metrics
 from .app import ProxyApp
 from .config import ConfigError, ProxyConfig, ServeOptions, build_config
-from .front import Limits, serve_until
+from .asgi import serve_until
+from .front import Limits
 from .logs import Redactor, configure_logging
 from .upstream import redact_url
 

@@ -19,7 +19,8 @@ from typing import Any, Callable
 from mapper.engine import deterministic_context
 from mapper.engine.context import Context
 from mapper.engine.proxy import ProxyApp, ProxyConfig
-from mapper.engine.proxy.front import DEFAULT_LIMITS, Limits, serve_until
+from mapper.engine.proxy.asgi import serve_until
+from mapper.engine.proxy.front import DEFAULT_LIMITS, Limits
 
 
 class ProxyServer:
