@@ -88,7 +88,7 @@ class StreamSession:
         try:
             frames = self._decoder.feed(data)
         except SSEDecodeError as error:
-            return self._encode_all(self.machine.fail(str(error), code="server_error"))
+            return self._encode_all(self._fail(str(error)))
         return self._frames_to_bytes(frames)
 
     def close(self) -> bytes:
@@ -96,7 +96,7 @@ class StreamSession:
         out = b""
         if not self.machine.finished:
             try:
-                out = self._frames_to_bytes(self._decoder.close())
+                out = self._frames_to_bytes(self._decoder.close(), hold=False)
             except SSEDecodeError as error:
                 return out + self._encode_all(self.machine.fail(str(error), code="server_error"))
         if not self.machine.finished:
@@ -117,7 +117,7 @@ class StreamSession:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _frames_to_bytes(self, frames: list[Any]) -> bytes:
+    def _frames_to_bytes(self, frames: list[Any], hold: bool = True) -> bytes:
         out = []
         machine = self.machine
         for frame in frames:
@@ -131,8 +131,8 @@ class StreamSession:
                 try:
                     chunk = orjson.loads(data)
                 except orjson.JSONDecodeError:
-                    events = machine.fail(f"upstream frame {self._frames} is not JSON: {data[:200]!r}",
-                                          code="server_error")
+                    events = self._fail(f"upstream frame {self._frames} is not JSON: {data[:200]!r}",
+                                        hold)
                 else:
                     events = machine.feed(chunk)
             for event in events:
@@ -140,6 +140,13 @@ class StreamSession:
             if machine.finished and self._done_out:
                 out.append(self._done_out)
         return b"".join(out)
+
+    def _fail(self, message: str, hold: bool = True) -> list[Json]:
+        """An unreadable upstream frame: ``UpstreamError`` (a 502) before the stream has started,
+        so that the proxy can still answer with a status (``hold``); a failed stream after."""
+        if hold and not self.machine.started:
+            raise UpstreamError(message, status=502, error_type="bad_upstream_response")
+        return self.machine.fail(message, code="server_error")
 
     def _encode_all(self, events: list[Json]) -> bytes:
         out = b"".join(self._encode(event) for event in events)

@@ -6,6 +6,8 @@ the proxy must decide exactly when its status line goes out and must see ``http.
     POST /v1/responses, /v1/chat/completions   the paths the routes' mappings serve (``from`` API)
     GET  /v1/models                            routed model names (``engine.proxy.models``)
     GET  /health                               liveness, no auth
+    GET  /ready                                readiness: started, store reachable; no auth
+    GET  /metrics                              Prometheus metrics (``engine.proxy.metrics``)
     GET, DELETE /v1/responses/{id}             with a response store (``engine.proxy.stored``)
     GET  /v1/responses/{id}/input_items
 
@@ -32,6 +34,7 @@ from ..store import owner_of
 from ..streaming import StreamSession
 from ..types import Json, JsonObject
 from ..validation.numbers import uncarriable_request
+from . import metrics
 from .auth import Auth
 from .config import ProxyConfig
 from .disconnect import run_until_disconnect
@@ -47,6 +50,8 @@ from .upstream import Upstream
 __all__ = ["ProxyApp"]
 
 HEALTH_PATHS = frozenset({"/health", "/healthz"})
+READY_PATHS = frozenset({"/ready", "/readyz"})
+METRICS_PATH = "/metrics"
 MODELS_PATHS = frozenset({"/v1/models", "/models"})
 RESPONSES_PATH = "/v1/responses"
 STORED_PREFIXES = ("/v1/responses/", "/responses/")
@@ -65,7 +70,9 @@ class ProxyApp:
         self.new_context = new_context  # tests pass deterministic_context
         self.left_out = LeftOut()
         # no I/O yet: the store connects at start-up, or on first use
-        self.stored = StoredResponses(config.store.open()) if config.store else None
+        self.stored = StoredResponses(metrics.CountedStore(config.store.open())) \
+            if config.store else None
+        self.started = False  # the lifespan start-up is complete (readiness)
         paths = config.router.paths
         self._posts = {path: path for path in paths} | {path.removeprefix("/v1"): path for path in paths}
 
@@ -94,8 +101,10 @@ class ProxyApp:
                 except MapperError as error:
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
                     return
+                self.started = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.started = False
                 await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -111,6 +120,7 @@ class ProxyApp:
             await self._route(scope, receive, respond, log, path)
         except HttpError as refusal:
             log.error = str(refusal)
+            metrics.refused(refusal.status)
             await respond.json(refusal.status, refusal.body, refusal.headers)
         except ClientGone:
             log.client_disconnected = True
@@ -124,7 +134,11 @@ class ProxyApp:
         finally:
             log.status = respond.status or (499 if log.client_disconnected else None)
             log.first_byte_at = respond.first_byte_at
-            LOGGER.info("request", extra={"fields": log.fields()})
+            fields = log.fields()
+            LOGGER.info("request", extra={"fields": fields})
+            metrics.current().observe(log.route, log.status, log.stream, log.started,
+                                      log.first_byte_at, log.upstream_at, log.upstream_sent,
+                                      fields.get("tokens"))
 
     async def _route(self, scope: Scope, receive: Receive, respond: Responder, log: RequestLog,
                      path: str) -> None:
@@ -132,6 +146,12 @@ class ProxyApp:
         if path in HEALTH_PATHS:
             _allow(method, "GET")
             await respond.json(200, {"status": "ok"})
+        elif path in READY_PATHS:
+            _allow(method, "GET")
+            await self._ready(respond)
+        elif path == METRICS_PATH:
+            _allow(method, "GET")
+            await respond.send(200, metrics.exposition(), metrics.CONTENT_TYPE)
         elif path in MODELS_PATHS:
             _allow(method, "GET")
             await self._models(scope, receive, respond)
@@ -145,6 +165,19 @@ class ProxyApp:
         else:
             raise HttpError(404, error_body(f"Invalid URL ({method} {path})", "invalid_request_error"))
 
+    async def _ready(self, respond: Responder) -> None:
+        """200 once started and the store (if any) answers a read; else 503 with the reason."""
+        problem = None if self.started else "starting"
+        if problem is None and self.stored is not None:
+            try:
+                await self.stored.store.get("resp_readiness_probe")
+            except MapperError as error:
+                problem = f"the response store is unavailable: {self.redactor.text(error.message)}"
+        if problem is None:
+            await respond.json(200, {"status": "ready"})
+        else:
+            await respond.json(503, error_body(problem, "server_error", code="not_ready"))
+
     async def _models(self, scope: Scope, receive: Receive, respond: Responder) -> None:
         authorization = self.auth.check(scope)
         redactor = self.redactor.with_secret(_token(authorization))
@@ -154,7 +187,7 @@ class ProxyApp:
             body.append(await list_models(self.config.router.routes, self.upstream, self.auth,
                                           authorization, redactor))
 
-        if await run_until_disconnect(receive, work(), lambda: respond.finished):
+        if await run_until_disconnect(receive, work(), lambda: respond.finished, scope):
             raise ClientGone()
         await respond.json(200, body[0])
 
@@ -171,7 +204,7 @@ class ProxyApp:
         call = self._prepare(body, path, authorization, respond, log, turn)
         try:
             log.client_disconnected = await run_until_disconnect(
-                receive, forward(call, self.upstream), lambda: respond.finished)
+                receive, forward(call, self.upstream), lambda: respond.finished, scope)
         except Exception:
             if call.session is None or not respond.started or respond.finished:
                 raise

@@ -8,7 +8,9 @@ Two modes, chosen by whether proxy keys are configured:
   token, or get an OpenAI-shaped 401; the client's key never goes upstream.
 
 Either way a route that holds an upstream key (``--api-key-env``, ``api_key_env``) sends that key,
-in the header the mapping's ``auth_header`` option names (``Authorization: Bearer`` by default).
+in the header the mapping's ``auth_header`` option names (``Authorization: Bearer`` by default);
+a route whose upstream URL carries credentials (``http://user:pw@host``) sends them as
+``Authorization: Basic`` instead (the two together are refused at start-up).
 Keys are compared in constant time and never put in a message.
 """
 
@@ -66,6 +68,8 @@ class Auth:
         """
         if route.api_key:
             return route.key_headers(route.api_key)
+        if route.basic_auth:  # credentials in the upstream URL: the route's own, like a held key
+            return {"authorization": route.basic_auth}
         if not client_authorization:
             return {}
         scheme, _, token = client_authorization.partition(" ")

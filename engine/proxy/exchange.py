@@ -27,6 +27,7 @@ later read of the store reports its failure as a 503.
 
 from __future__ import annotations
 
+import time
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -38,6 +39,7 @@ from ..errors import ConversionError, MapperError, StoreError, UpstreamError
 from ..mapping import Mapping
 from ..streaming import StreamSession
 from ..types import Json, JsonObject
+from . import metrics
 from .http import SSE_HEADERS, Responder, error_body
 from .left_out import LeftOut
 from .logs import LOGGER, RequestLog, Redactor
@@ -75,9 +77,11 @@ class Call:
 
 async def forward(call: Call, upstream: Upstream) -> None:
     """Send the call upstream and answer the client, whatever happens upstream."""
+    call.log.upstream_sent = time.perf_counter()
     try:
         async with upstream.open("POST", call.url, content=call.payload, headers=call.headers,
                                  timeouts=call.route.timeouts) as reply:
+            call.log.upstream_at = time.perf_counter()
             call.log.upstream_status = reply.status
             if not 200 <= reply.status < 300:
                 await _relay_error(call, reply)
@@ -86,6 +90,7 @@ async def forward(call: Call, upstream: Upstream) -> None:
             else:
                 await _complete(call, reply)
     except UpstreamError as failure:
+        metrics.upstream_error(failure.error_type)
         if call.respond.started:
             raise
         await _fail(call, failure)
@@ -102,6 +107,7 @@ async def _fail(call: Call, failure: UpstreamError) -> None:
 async def _relay_error(call: Call, reply: Reply) -> None:
     """An upstream 4xx/5xx: the same status, the error in the client API's shape."""
     status = reply.status
+    metrics.upstream_error(f"http_{status}")
     if 300 <= status < 400 or status < 200:
         where = redact_url(reply.headers.get("location", "")) or "nowhere"
         raise UpstreamError(f"the upstream answered HTTP {status} (to {where}); check the upstream "
@@ -149,6 +155,7 @@ async def _stream(call: Call, session: StreamSession, reply: Reply) -> None:
         await _json_instead_of_stream(call, reply)
         return
     headers = [*SSE_HEADERS, *passed_headers(reply.headers)]
+    stream_ended = None
     try:
         async with aclosing(reply.chunks()) as pieces:
             async for piece in pieces:
@@ -160,28 +167,32 @@ async def _stream(call: Call, session: StreamSession, reply: Reply) -> None:
                 if out:
                     if not respond.started:
                         call.announce_left_out(session.left_out)
+                        stream_ended = metrics.stream_started()
                         await respond.start(200, headers)
                     if session.finished:  # stored before the client sees the terminal event
                         await _keep(call, session.response)
                     await respond.chunk(out)
                 if session.finished:
                     break
+        tail = b""
+        if not session.finished:
+            if not respond.started:
+                raise UpstreamError("the upstream ended its stream before sending any event",
+                                    status=502, error_type="bad_upstream_response")
+            tail = session.close()
+        await end_stream(call, tail)
+        _note_outcome(call, session)
+        await reply.drain()  # lets the connection be reused when the upstream closes its body at once
     except UpstreamError as failure:
         if not respond.started:
             raise
+        metrics.upstream_error(failure.error_type)
         message = call.redactor.text(failure.message)
         call.log.error = message
         await end_stream(call, session.abort(message, code="server_error"))
-        return
-    tail = b""
-    if not session.finished:
-        if not respond.started:
-            raise UpstreamError("the upstream ended its stream before sending any event",
-                                status=502, error_type="bad_upstream_response")
-        tail = session.close()
-    await end_stream(call, tail)
-    _note_outcome(call, session)
-    await reply.drain()  # lets the connection be reused when the upstream closes its body at once
+    finally:
+        if stream_ended is not None:
+            stream_ended()
 
 
 async def end_stream(call: Call, tail: bytes) -> None:
@@ -218,6 +229,7 @@ async def _json_instead_of_stream(call: Call, reply: Reply) -> None:
 
 async def _refuse_stream(call: Call, error: UpstreamError, reply: Reply) -> None:
     """The stream's first frame is an error: answer with its status instead of a 200 stream."""
+    metrics.upstream_error(error.error_type)
     status = error.status if 400 <= error.status <= 599 else 502
     body = (_client_error(call, error.body, status) if error.body is not None
             else error_body(call.redactor.text(error.message), "server_error",

@@ -110,6 +110,12 @@ class Responder:
                                   *headers])
         await self.end(payload)
 
+    async def send(self, status: int, payload: bytes, content_type: str) -> None:
+        """A whole response of another type (the metrics' text format)."""
+        await self.start(status, [(b"content-type", content_type.encode()),
+                                  (b"content-length", str(len(payload)).encode())])
+        await self.end(payload)
+
     async def start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
         """The status line and headers; after this the status is fixed."""
         self.status = status
