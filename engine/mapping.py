@@ -188,6 +188,14 @@ class Mapping:
         found = document.status(body if body.__class__ is dict else {}, ctx)
         return found if found.__class__ is int and 100 <= found <= 599 else status
 
+    def own_error(self, body: JsonObject, status: int) -> tuple[int, JsonObject]:
+        """One of the proxy's own errors (OpenAI's shape) as this mapping's clients get it: the
+        status and the body (both unchanged for clients that read OpenAI's shape)."""
+        if self.client_error is None:
+            return status, body
+        return (self.error_status(body, status, own=True),
+                self.convert_client_error(body, status=status))
+
     def convert_client_error(self, body: JsonObject, *, status: int,
                              ctx: Context | None = None) -> JsonObject:
         """One of the proxy's own errors (OpenAI's shape) in the shape this mapping's clients read;

@@ -66,6 +66,16 @@ class StreamSession:
         return None
 
     @property
+    def heartbeat_every(self) -> float | None:
+        """Seconds of silence after which the proxy sends ``heartbeat()``; None: never."""
+        return self.machine.spec.heartbeat_every
+
+    def heartbeat(self) -> bytes:
+        """The keep-alive event the mapping declares (Anthropic's ``ping``), encoded; it carries
+        nothing, so it may go between any two events of a stream that has begun."""
+        return self._encode(self.machine.spec.heartbeat)
+
+    @property
     def left_out(self) -> list[tuple[str, str]]:
         """What the translation has left out so far, as (what, why) pairs (``choices[1]``)."""
         return self.machine.ctx.left_out or []
