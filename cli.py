@@ -324,6 +324,21 @@ def functions() -> None:
               help="From the request to the first byte of the upstream's answer.  [default: 600]")
 @click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Longest silence between two pieces of the upstream's body.  [default: 300]")
+@click.option("--total-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="The whole exchange with the upstream, streamed or not.  [default: 1800]")
+@click.option("--header-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, metavar="SECONDS",
+              help="A client's request head must arrive within this after its first byte, and "
+                   "its body may fall silent no longer (408).")
+@click.option("--keepalive-timeout", type=click.FloatRange(min=0, min_open=True), default=75.0,
+              show_default=True, metavar="SECONDS",
+              help="Close a client connection idle this long (no request in progress), or "
+                   "reading nothing of its answer this long.")
+@click.option("--max-header-bytes", type=click.IntRange(1), default=64 << 10, show_default=True,
+              help="Largest request head (request line and headers); larger gets 431.")
+@click.option("--max-connections", type=click.IntRange(1), metavar="N",
+              help="Open client connections per process; more get 503.  "
+                   "[default: half the descriptor limit]")
 @click.option("--upstream-transport", type=click.Choice(["aiohttp", "httpx"]), default="aiohttp",
               show_default=True, help="The HTTP transport under the upstream client.")
 @click.option("--store", "store_url", is_flag=False, flag_value="sqlite://", default=None,
@@ -341,8 +356,10 @@ def serve(mapping_ref: ChosenMapping | None, overlays: tuple[str, ...], option_p
           upstream: str | None, api_key_env: str | None, proxy_key_env: str | None,
           config_file: str | None, host: str, port: int, workers: int, log_bodies: bool,
           max_body_bytes: int, connect_timeout: float | None, read_timeout: float | None,
-          idle_timeout: float | None, upstream_transport: str, store_url: str | None,
-          store_ttl: float | None, strict: bool) -> None:
+          idle_timeout: float | None, total_timeout: float | None, header_timeout: float,
+          keepalive_timeout: float, max_header_bytes: int, max_connections: int | None,
+          upstream_transport: str, store_url: str | None, store_ttl: float | None,
+          strict: bool) -> None:
     """Serve the mapping's client API over HTTP, in front of an upstream (or several, --config)."""
     from .engine.proxy.config import ServeOptions  # the proxy's imports are only paid by serve
     from .engine.proxy.server import serve as run_server
@@ -358,7 +375,9 @@ def serve(mapping_ref: ChosenMapping | None, overlays: tuple[str, ...], option_p
         upstream=upstream, api_key_env=api_key_env, proxy_key_env=proxy_key_env,
         config=config_file, host=host, port=port, workers=workers, log_bodies=log_bodies,
         max_body_bytes=max_body_bytes, connect_timeout=connect_timeout, read_timeout=read_timeout,
-        idle_timeout=idle_timeout, transport=upstream_transport, store=store_url,
+        idle_timeout=idle_timeout, total_timeout=total_timeout, header_timeout=header_timeout,
+        keepalive_timeout=keepalive_timeout, max_header_bytes=max_header_bytes,
+        max_connections=max_connections, transport=upstream_transport, store=store_url,
         store_ttl=store_ttl, strict=strict)
     try:
         run_server(options)

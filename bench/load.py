@@ -160,6 +160,7 @@ class _Connection(asyncio.Protocol):
         self.first = 0.0
         self.keep_alive = True
         self.body: bytearray | None = None
+        self.body_bytes = 0  # of the current response's body, counted even when not kept
 
     # -- asyncio callbacks ----------------------------------------------------------------------
 
@@ -206,6 +207,7 @@ class _Connection(asyncio.Protocol):
         self.state = _HEAD
         self.first = 0.0
         self.body = bytearray() if capture else None
+        self.body_bytes = 0
         self.waiter = self.loop.create_future()
         self.transport.write(wire)  # type: ignore[union-attr]
         return self.waiter
@@ -236,6 +238,7 @@ class _Connection(asyncio.Protocol):
         buffer = self.buffer
         if self.state == _LENGTH:
             if len(buffer) >= self.left:
+                self.body_bytes += self.left
                 if self.body is not None:
                     self.body += buffer[:self.left]
                 self._complete(now)
@@ -247,6 +250,7 @@ class _Connection(asyncio.Protocol):
             state = self.state
             if state == _DATA:
                 take = min(self.left, size - position)
+                self.body_bytes += take
                 if self.body is not None:
                     self.body += buffer[position:position + take]
                 position += take
@@ -316,6 +320,16 @@ class RawDriver:
         for start in range(0, self.concurrency, 200):
             batch = range(start, min(start + 200, self.concurrency))
             self.connections += await asyncio.gather(*(self._open() for _ in batch))
+
+    async def fetch_size(self) -> tuple[int, int]:
+        """One request on a fresh connection; its status and body size, the body not kept."""
+        connection = await self._open()
+        try:
+            status, _, _, _ = await asyncio.wait_for(connection.send(self.wire, False), 60)
+            return status, connection.body_bytes
+        finally:
+            if connection.transport is not None:
+                connection.transport.close()
 
     async def fetch(self, capture: bool = True) -> tuple[int, bytes]:
         """One request on a fresh connection, body kept (for checking a target before measuring)."""

@@ -22,7 +22,9 @@ What happens, in order:
    in time, with the proxy's CPU read from ``/proc/<pid>/stat`` before and after.
 4. **Paced streams**: a second stack whose upstream sleeps before every frame; time to first byte.
 5. **Memory**: a third stack with a slow upstream; RSS growth holding 1,000 streams (``memory.py``).
-6. **Micro benchmarks** (``micro.py``), in this process, after every server has stopped.
+6. **Servers, workers, large streams** (``front.py``): the proxy app under each installed HTTP
+   server; ``--workers 2`` against 1; a 50 MB streamed answer in both directions.
+7. **Micro benchmarks** (``micro.py``), in this process, after every server has stopped.
 
 Every child process is stopped in a ``finally`` (``ProcessSet``), also on Ctrl-C and SIGTERM.
 """
@@ -50,7 +52,7 @@ from typing import Any  # noqa: E402
 
 import orjson  # noqa: E402
 
-from bench import micro, report  # noqa: E402
+from bench import front, micro, report  # noqa: E402
 from bench.load import PhaseResult, RawDriver, Request, ResponseFailed, make_driver  # noqa: E402
 from bench.memory import rss_growth  # noqa: E402
 from bench.procs import CoreLayout, ProcessSet, pin, plan_cores, system_busy_seconds  # noqa: E402
@@ -364,7 +366,7 @@ def machine(layout: CoreLayout) -> Json:
     except OSError:
         pass
     versions = []
-    for package in ("aiohttp", "uvloop", "orjson", "httpx", "uvicorn"):
+    for package in ("aiohttp", "uvloop", "orjson", "httpx", "prometheus_client"):
         try:
             versions.append(f"{package} {importlib.metadata.version(package)}")
         except importlib.metadata.PackageNotFoundError:
@@ -403,7 +405,10 @@ def _install_signals() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-PHASES = (("proxy", proxy_phase), ("paced", paced_phase), ("memory", memory_phase))
+PHASES = (("proxy", proxy_phase), ("paced", paced_phase), ("memory", memory_phase),
+          ("servers", lambda bench, procs: front.servers_phase(bench, procs, log)),
+          ("workers", lambda bench, procs: front.workers_phase(bench, procs, log)),
+          ("large", lambda bench, procs: front.large_phase(bench, procs, log)))
 
 
 async def _servers(bench: Bench, procs: ProcessSet, skip: set[str], results: Json,
@@ -429,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra argument for `mapper serve`, repeatable, e.g. "
                              "--mapper-arg=--upstream-transport=httpx")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=("proxy", "paced", "memory", "micro"), help="leave a part out")
+                        choices=("proxy", "paced", "memory", "servers", "workers", "large",
+                                 "micro"), help="leave a part out")
     parser.add_argument("--out-dir", type=Path,
                         help="where results.json, logs/ and (unless --report) RESULTS.md go")
     parser.add_argument("--report", type=Path, help="the Markdown report (default "

@@ -51,13 +51,15 @@ def _python_env() -> dict[str, str]:
 
 def start_stack(procs: ProcessSet, layout: CoreLayout, label: str, chunk_delay_ms: float,
                 ready_timeout: float, mapper_extra: tuple[str, ...] = (),
-                directions: tuple[Direction, ...] = DIRECTIONS) -> Stack:
+                directions: tuple[Direction, ...] = DIRECTIONS,
+                upstream_extra: tuple[str, ...] = (),
+                mapper_cpus: frozenset[int] | None = None) -> Stack:
     """Start and wait for a stack. Raises ``StartError`` if the upstream or reference fails."""
     env = _python_env()
     up_port = free_port()
     upstream = procs.start(f"{label}-upstream",
                            [sys.executable, "-m", "bench.upstream", "--port", str(up_port),
-                            "--chunk-delay-ms", str(chunk_delay_ms)],
+                            "--chunk-delay-ms", str(chunk_delay_ms), *upstream_extra],
                            up_port, layout.upstream, env=env, cwd=str(REPO_ROOT))
     ref_port = free_port()
     reference = procs.start(f"{label}-reference",
@@ -73,7 +75,7 @@ def start_stack(procs: ProcessSet, layout: CoreLayout, label: str, chunk_delay_m
         port = free_port()
         stack.mappers[direction.key] = procs.start(
             f"{label}-mapper-{direction.key}", mapper_argv(direction, up_port, port, mapper_extra),
-            port, layout.proxy, env=env, cwd=str(REPO_ROOT))
+            port, layout.proxy if mapper_cpus is None else mapper_cpus, env=env, cwd=str(REPO_ROOT))
     procs.wait_ready(upstream, ready_timeout)
     procs.wait_ready(reference, ready_timeout)
     for key, proc in list(stack.mappers.items()):

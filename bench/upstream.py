@@ -15,7 +15,10 @@ A stream writes one SSE frame per write, as a model server does. ``--chunk-delay
 ``x-bench-chunk-delay-ms`` request header, which wins) sleeps before every frame, the first
 included, to make a paced stream whose time to first byte is known.
 
-    python -m bench.upstream --port 8001 [--chunk-delay-ms 2]
+With ``--large-mb N`` every streamed answer is instead one large answer of about N MB of text in
+1,000-character deltas, written in 64 KiB pieces, to measure how fast a proxy relays a long stream.
+
+    python -m bench.upstream --port 8001 [--chunk-delay-ms 2] [--large-mb 50]
 """
 
 from __future__ import annotations
@@ -23,10 +26,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from typing import Any
+
 import orjson
 from aiohttp import web
 
 from . import payloads
+
+Json = Any
 
 DELAY_HEADER = "x-bench-chunk-delay-ms"
 BACKLOG = 4096  # the memory test opens 1,000 connections at once
@@ -45,10 +52,53 @@ class CannedBodies:
              "owned_by": "bench"}]})
 
 
-def build_app(chunk_delay_ms: float = 0.0) -> web.Application:
+def large_stream(api: str, megabytes: float) -> bytes:
+    """About ``megabytes`` MB of text as one stream in ``api`` ("chat" or "responses")."""
+    piece = "x" * 1000
+    head = {"id": "chatcmpl-large", "object": "chat.completion.chunk", "created": payloads.CREATED,
+            "model": payloads.MODEL}
+    if api == "chat":
+        def chunk(delta: Json, finish: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return b"data: " + orjson.dumps({**head, "choices": [choice]}) + b"\n\n"
+        one = chunk({"content": piece})
+        count = int(megabytes * 1e6) // len(one)
+        return b"".join([chunk({"role": "assistant", "content": ""}), one * count,
+                         chunk({}, "stop"), b"data: [DONE]\n\n"])
+    response = {"id": "resp_large", "object": "response", "created_at": payloads.CREATED,
+                "status": "in_progress", "model": payloads.MODEL, "output": []}
+    item = {"id": "msg_large", "type": "message", "role": "assistant", "status": "in_progress",
+            "content": []}
+    where = {"output_index": 0, "item_id": "msg_large", "content_index": 0}
+
+    def event(kind: str, **fields: Json) -> bytes:
+        return (b"event: " + kind.encode() + b"\ndata: "
+                + orjson.dumps({"type": kind, "sequence_number": 0, **fields}) + b"\n\n")
+    one = event("response.output_text.delta", delta=piece, logprobs=[], **where)
+    count = int(megabytes * 1e6) // len(one)
+    text = piece * count
+    part = {"type": "output_text", "text": text, "annotations": []}
+    done = {**item, "status": "completed", "content": [part]}
+    return b"".join([
+        event("response.created", response=response),
+        event("response.output_item.added", output_index=0, item=item),
+        event("response.content_part.added", part={**part, "text": ""}, **where),
+        one * count,
+        event("response.output_text.done", text=text, logprobs=[], **where),
+        event("response.content_part.done", part=part, **where),
+        event("response.output_item.done", output_index=0, item=done),
+        event("response.completed", response={**response, "status": "completed", "output": [done]}),
+    ])
+
+
+def build_app(chunk_delay_ms: float = 0.0, large_mb: float = 0.0) -> web.Application:
     """The upstream as an aiohttp application."""
     bodies = CannedBodies()
     default_delay = chunk_delay_ms / 1000.0
+    if large_mb:  # one large stream, in 64 KiB writes, instead of the 42 frames
+        for api, name in (("chat", "chat_frames"), ("responses", "response_frames")):
+            blob = large_stream(api, large_mb)
+            setattr(bodies, name, tuple(blob[at:at + 65536] for at in range(0, len(blob), 65536)))
 
     async def chat_completions(request: web.Request) -> web.StreamResponse:
         return await _answer(request, bodies.chat, bodies.chat_frames, default_delay)
@@ -97,10 +147,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0,
                         help="sleep before every stream frame (default 0)")
+    parser.add_argument("--large-mb", type=float, default=0.0,
+                        help="stream one answer of about this many MB instead (default: no)")
     args = parser.parse_args(argv)
     install_uvloop()
-    web.run_app(build_app(args.chunk_delay_ms), host=args.host, port=args.port, backlog=BACKLOG,
-                access_log=None, print=None)
+    web.run_app(build_app(args.chunk_delay_ms, args.large_mb), host=args.host, port=args.port,
+                backlog=BACKLOG, access_log=None, print=None)
 
 
 def install_uvloop() -> bool:

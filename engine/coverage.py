@@ -18,8 +18,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
 from .apis import APIS, schema_document, schema_name
 from .ops import OPS, SOURCES
 from .paths import fields_read

@@ -184,9 +184,17 @@ class Mapping:
         document = self.client_error if own else self.error
         if document is None or document.status is None:
             return status
-        ctx = Context(options=self.options, tables=self.tables, root=body, status=status)
-        found = document.status(body if body.__class__ is dict else {}, ctx)
+        found = document.status(body if body.__class__ is dict else {},
+                                self._context(None, root=body, status=status))
         return found if found.__class__ is int and 100 <= found <= 599 else status
+
+    def own_error(self, body: JsonObject, status: int) -> tuple[int, JsonObject]:
+        """One of the proxy's own errors (OpenAI's shape) as this mapping's clients get it: the
+        status and the body (both unchanged for clients that read OpenAI's shape)."""
+        if self.client_error is None:
+            return status, body
+        return (self.error_status(body, status, own=True),
+                self.convert_client_error(body, status=status))
 
     def convert_client_error(self, body: JsonObject, *, status: int,
                              ctx: Context | None = None) -> JsonObject:
@@ -203,20 +211,13 @@ class Mapping:
             raise self._missing("count_tokens")
         if body.__class__ is not dict:
             raise ConversionError("the request body must be a JSON object")
-        if ctx is None:
-            ctx = Context(options=self.options, tables=self.tables, root=body, request=body)
-        else:
-            ctx.options, ctx.tables, ctx.root, ctx.request = self.options, self.tables, body, body
-        return document.build(body, ctx)
+        return document.build(body, self._context(ctx, root=body, request=body))
 
     def _error_document(self, document: Document, body: Json, status: int,
                         ctx: Context | None) -> JsonObject:
         if body.__class__ is not dict:
             body = {"text": body if isinstance(body, str) else str(body)}
-        if ctx is None:
-            ctx = Context(options=self.options, tables=self.tables, root=body, status=status)
-        else:
-            ctx.options, ctx.tables, ctx.root, ctx.status = self.options, self.tables, body, status
+        ctx = self._context(ctx, root=body, status=status)
         if document.prepare is not None:
             body = ctx.root = document.prepared(body, ctx)
         return document.build(body, ctx)
@@ -233,6 +234,16 @@ class Mapping:
         else:
             ctx.options, ctx.tables, ctx.request = self.options, self.tables, request
         return StreamMachine(self.stream_spec, ctx)
+
+    def _context(self, ctx: Context | None, **fields: Json) -> Context:
+        """The context of a conversion off the hot path: ``ctx`` (a caller's, with its clock and
+        ids) or a new one, with this mapping's options and tables and ``fields`` set."""
+        if ctx is None:
+            return Context(options=self.options, tables=self.tables, **fields)
+        ctx.options, ctx.tables = self.options, self.tables
+        for name, value in fields.items():
+            setattr(ctx, name, value)
+        return ctx
 
     def _missing(self, section: str) -> ConversionError:
         return ConversionError(f"mapping '{self.id}' declares no {section} section")

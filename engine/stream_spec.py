@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .codegen import RuleCompiler
-from .ops import Where
+from .ops import Where, plain
 from .stream_compile import FrameHandler, compile_frame_handlers
 from .types import Rule
 
@@ -90,6 +90,9 @@ class StreamSpec:
     envelope: Rule | None = None
     prepare: Rule | None = None  # rewrites each upstream frame before capture and rules see it
     one_open: bool = False  # items never overlap: a later one is held until the open one closes
+    # an event the proxy sends after this many seconds without one (a keep-alive), and the event
+    heartbeat_every: float | None = None
+    heartbeat: dict[str, Any] | None = None
 
 
 def compile_stream(spec: dict[str, Any], compiler: RuleCompiler) -> StreamSpec:
@@ -143,6 +146,8 @@ def compile_stream(spec: dict[str, Any], compiler: RuleCompiler) -> StreamSpec:
         prepare=compiler.compile(section["prepare"], where("prepare", section, "prepare"))
         if section.get("prepare") is not None else None,
         one_open=bool(framing.get("one_open", False)),
+        heartbeat_every=float(framing["heartbeat"]["every"]) if framing.get("heartbeat") else None,
+        heartbeat=plain(framing["heartbeat"]["event"]) if framing.get("heartbeat") else None,
     )
 
 

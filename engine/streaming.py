@@ -66,6 +66,16 @@ class StreamSession:
         return None
 
     @property
+    def heartbeat_every(self) -> float | None:
+        """Seconds of silence after which the proxy sends ``heartbeat()``; None: never."""
+        return self.machine.spec.heartbeat_every
+
+    def heartbeat(self) -> bytes:
+        """The keep-alive event the mapping declares (Anthropic's ``ping``), encoded; it carries
+        nothing, so it may go between any two events of a stream that has begun."""
+        return self._encode(self.machine.spec.heartbeat)
+
+    @property
     def left_out(self) -> list[tuple[str, str]]:
         """What the translation has left out so far, as (what, why) pairs (``choices[1]``)."""
         return self.machine.ctx.left_out or []
@@ -88,7 +98,7 @@ class StreamSession:
         try:
             frames = self._decoder.feed(data)
         except SSEDecodeError as error:
-            return self._encode_all(self.machine.fail(str(error), code="server_error"))
+            return self._encode_all(self._fail(str(error)))
         return self._frames_to_bytes(frames)
 
     def close(self) -> bytes:
@@ -96,7 +106,7 @@ class StreamSession:
         out = b""
         if not self.machine.finished:
             try:
-                out = self._frames_to_bytes(self._decoder.close())
+                out = self._frames_to_bytes(self._decoder.close(), hold=False)
             except SSEDecodeError as error:
                 return out + self._encode_all(self.machine.fail(str(error), code="server_error"))
         if not self.machine.finished:
@@ -117,7 +127,7 @@ class StreamSession:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _frames_to_bytes(self, frames: list[Any]) -> bytes:
+    def _frames_to_bytes(self, frames: list[Any], hold: bool = True) -> bytes:
         out = []
         machine = self.machine
         for frame in frames:
@@ -131,8 +141,8 @@ class StreamSession:
                 try:
                     chunk = orjson.loads(data)
                 except orjson.JSONDecodeError:
-                    events = machine.fail(f"upstream frame {self._frames} is not JSON: {data[:200]!r}",
-                                          code="server_error")
+                    events = self._fail(f"upstream frame {self._frames} is not JSON: {data[:200]!r}",
+                                        hold)
                 else:
                     events = machine.feed(chunk)
             for event in events:
@@ -140,6 +150,13 @@ class StreamSession:
             if machine.finished and self._done_out:
                 out.append(self._done_out)
         return b"".join(out)
+
+    def _fail(self, message: str, hold: bool = True) -> list[Json]:
+        """An unreadable upstream frame: ``UpstreamError`` (a 502) before the stream has started,
+        so that the proxy can still answer with a status (``hold``); a failed stream after."""
+        if hold and not self.machine.started:
+            raise UpstreamError(message, status=502, error_type="bad_upstream_response")
+        return self.machine.fail(message, code="server_error")
 
     def _encode_all(self, events: list[Json]) -> bytes:
         out = b"".join(self._encode(event) for event in events)

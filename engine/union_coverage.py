@@ -34,7 +34,6 @@ import fnmatch
 from functools import lru_cache
 from typing import Any, Iterator
 
-import orjson
 
 from .apis import schema_document
 from .coverage import API_SCHEMAS

@@ -36,7 +36,7 @@ from mapper.engine.schema import validate_spec
 from mapper.engine.streaming import translate_stream
 from mapper.engine.upstream_target import auth_headers, endpoint_url
 from support.fake_upstream import FakeUpstream
-from support.upstream_replies import json_reply, sse_reply
+from support.upstream_replies import sse_reply
 
 TIMEOUT = httpx.Timeout(5.0)
 OVERLAYS = sorted(path.stem for path in PROVIDERS_DIR.glob("*.yaml"))

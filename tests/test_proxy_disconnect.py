@@ -1,9 +1,10 @@
 """A client that hangs up cancels the upstream request within 100 ms, streaming or not.
 
 Two layers, each with both upstream transports: the ASGI app driven directly (the server's
-``http.disconnect`` message is sent by the test at a known instant), and the app under a real
-uvicorn where a real client closes its socket. The upstream is a real server that records when
-its handler was cancelled by the closed connection (``FakeUpstream.disconnected_at``).
+``http.disconnect`` message is sent by the test at a known instant), and the app under its real
+server (``engine.proxy.front``) where a real client closes its socket. The upstream is a real
+server that records when its handler was cancelled by the closed connection
+(``FakeUpstream.disconnected_at``).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ async def test_an_http_disconnect_cancels_the_upstream(fake: FakeUpstream, trans
 
 
 @pytest.mark.parametrize("transport", sorted(TRANSPORTS))
-def test_a_closed_socket_cancels_the_upstream_under_uvicorn(fake: FakeUpstream, transport: str) -> None:
+def test_a_closed_socket_cancels_the_upstream_under_the_server(fake: FakeUpstream, transport: str) -> None:
     fake.expect("/v1/chat/completions", hang_reply(10), _slow_stream())
     with ProxyServer(_config(fake, transport)) as proxy:
         with httpx.Client(base_url=proxy.base_url, timeout=0.3) as client:

@@ -1,4 +1,4 @@
-"""End to end: the official ``openai`` SDK → the proxy under uvicorn → a fake chat upstream.
+"""End to end: the official ``openai`` SDK → the proxy under its server → a fake chat upstream.
 
 Everything here crosses real sockets on 127.0.0.1: the SDK's own HTTP stack and stream parser on
 one side, the fake upstream's aiohttp server on the other. One proxy, started once for the module

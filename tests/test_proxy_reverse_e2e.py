@@ -2,7 +2,7 @@
 
 This is the CoPaw / AgentScope situation (seeds/000): a framework that only calls
 ``chat.completions.create`` in front of a gateway that only serves ``/v1/responses``. The proxy
-runs under uvicorn with ``--mapping openai-responses``; the fake upstream answers only the
+runs under its server with ``--mapping openai-responses``; the fake upstream answers only the
 Responses API (its chat endpoint is switched off), so every request must have been converted.
 """
 

@@ -10,8 +10,11 @@
     models.py      GET /v1/models
     stored.py      the response store's use: chained turns, kept answers, GET/DELETE endpoints
     logs.py        one JSON line per request; redaction of keys
+    metrics.py     Prometheus metrics (/metrics)
     http.py        ASGI plumbing and OpenAI error bodies
-    server.py      uvicorn start-up, workers
+    front.py       the HTTP server: aiohttp's low-level server and the client limits
+    asgi.py        the ASGI app on that server, answers written as bytes; the run loop
+    server.py      start-up: descriptors, listening socket, workers
 
 Import ``ProxyApp`` and ``build_config`` from here; the modules are internal.
 """

@@ -4,8 +4,12 @@ A plain ASGI callable (the shape of a Starlette middleware, with no framework un
 the proxy must decide exactly when its status line goes out and must see ``http.disconnect``.
 
     POST /v1/responses, /v1/chat/completions   the paths the routes' mappings serve (``from`` API)
+    POST /v1/messages                          ... Anthropic's Messages (``?beta=true`` too)
+    POST /v1/messages/count_tokens             a token count the route's mapping estimates
     GET  /v1/models                            routed model names (``engine.proxy.models``)
     GET  /health                               liveness, no auth
+    GET  /ready                                readiness: started, store reachable; no auth
+    GET  /metrics                              Prometheus metrics (``engine.proxy.metrics``)
     GET, DELETE /v1/responses/{id}             with a response store (``engine.proxy.stored``)
     GET  /v1/responses/{id}/input_items
 
@@ -28,11 +32,13 @@ import orjson
 
 from ..context import Context
 from ..errors import ConversionError, MapperError
+from ..mapping import Mapping
 from ..store import owner_of
 from ..streaming import StreamSession
 from ..types import Json, JsonObject
 from ..validation.numbers import uncarriable_request
-from .auth import Auth
+from . import metrics
+from .auth import Auth, client_authorization
 from .config import ProxyConfig
 from .disconnect import run_until_disconnect
 from .exchange import Call, end_stream, forward
@@ -40,15 +46,19 @@ from .http import (ClientGone, HttpError, Receive, Responder, Scope, Send, error
                    read_body)
 from .left_out import LeftOut
 from .logs import LOGGER, Redactor, RequestLog
-from .models import list_models
+from .models import anthropic_list, list_models
 from .stored import StoredResponses, Turn
 from .upstream import Upstream
 
 __all__ = ["ProxyApp"]
 
 HEALTH_PATHS = frozenset({"/health", "/healthz"})
+READY_PATHS = frozenset({"/ready", "/readyz"})
+METRICS_PATH = "/metrics"
 MODELS_PATHS = frozenset({"/v1/models", "/models"})
 RESPONSES_PATH = "/v1/responses"
+ANTHROPIC = "anthropic.messages"
+COUNT_TOKENS_SUFFIX = "/count_tokens"  # under a path that serves Messages: /v1/messages/count_tokens
 STORED_PREFIXES = ("/v1/responses/", "/responses/")
 _INTERNAL = "mapper failed on this request (an internal error; the server log has the details)"
 
@@ -65,9 +75,18 @@ class ProxyApp:
         self.new_context = new_context  # tests pass deterministic_context
         self.left_out = LeftOut()
         # no I/O yet: the store connects at start-up, or on first use
-        self.stored = StoredResponses(config.store.open()) if config.store else None
+        self.stored = StoredResponses(metrics.CountedStore(config.store.open())) \
+            if config.store else None
+        self.started = False  # the lifespan start-up is complete (readiness)
         paths = config.router.paths
         self._posts = {path: path for path in paths} | {path.removeprefix("/v1"): path for path in paths}
+        # the mapping whose clients read a path's errors (its first route's): Anthropic's clients
+        # get Anthropic's error shape, on the token-count path too
+        self._error_mappings: dict[str, Mapping] = {}
+        for route in config.router.routes:
+            for path in (route.path, route.path.removeprefix("/v1")):
+                self._error_mappings.setdefault(path, route.mapping)
+                self._error_mappings.setdefault(path + COUNT_TOKENS_SUFFIX, route.mapping)
 
     async def aclose(self) -> None:
         """Close the upstream pool and the store (the lifespan shutdown does this under a server)."""
@@ -94,8 +113,10 @@ class ProxyApp:
                 except MapperError as error:
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
                     return
+                self.started = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.started = False
                 await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -111,20 +132,34 @@ class ProxyApp:
             await self._route(scope, receive, respond, log, path)
         except HttpError as refusal:
             log.error = str(refusal)
-            await respond.json(refusal.status, refusal.body, refusal.headers)
+            metrics.refused(refusal.status)
+            await self._refuse(respond, path, refusal.status, refusal.body, refusal.headers)
         except ClientGone:
             log.client_disconnected = True
         except Exception:  # a bug in mapper: still an answer, and a traceback in the log
             LOGGER.exception("internal error", extra={"fields": {"request_id": request_id}})
             log.error = "internal error"
             if not respond.started:
-                await respond.json(500, error_body(_INTERNAL, "server_error", code="internal_error"))
+                await self._refuse(respond, path, 500,
+                                   error_body(_INTERNAL, "server_error", code="internal_error"))
             elif not respond.finished:
                 await respond.end()
         finally:
             log.status = respond.status or (499 if log.client_disconnected else None)
             log.first_byte_at = respond.first_byte_at
-            LOGGER.info("request", extra={"fields": log.fields()})
+            fields = log.fields()
+            LOGGER.info("request", extra={"fields": fields})
+            metrics.current().observe(log.route, log.status, log.stream, log.started,
+                                      log.first_byte_at, log.upstream_at, log.upstream_sent,
+                                      fields.get("tokens"))
+
+    async def _refuse(self, respond: Responder, path: str, status: int, body: JsonObject,
+                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """An error of the proxy's own, in the shape (and with the status) the path's clients read."""
+        mapping = self._error_mappings.get(path)
+        if mapping is not None:
+            status, body = mapping.own_error(body, status)
+        await respond.json(status, body, headers or ())
 
     async def _route(self, scope: Scope, receive: Receive, respond: Responder, log: RequestLog,
                      path: str) -> None:
@@ -132,12 +167,22 @@ class ProxyApp:
         if path in HEALTH_PATHS:
             _allow(method, "GET")
             await respond.json(200, {"status": "ok"})
+        elif path in READY_PATHS:
+            _allow(method, "GET")
+            await self._ready(respond)
+        elif path == METRICS_PATH:
+            _allow(method, "GET")
+            await respond.send(200, metrics.exposition(), metrics.CONTENT_TYPE)
         elif path in MODELS_PATHS:
             _allow(method, "GET")
             await self._models(scope, receive, respond)
         elif path in self._posts:
             _allow(method, "POST")
             await self._convert_and_forward(scope, receive, respond, log, self._posts[path])
+        elif path.endswith(COUNT_TOKENS_SUFFIX) and path.removesuffix(COUNT_TOKENS_SUFFIX) in self._posts:
+            _allow(method, "POST")
+            await self._count_tokens(scope, receive, respond, log,
+                                     self._posts[path.removesuffix(COUNT_TOKENS_SUFFIX)])
         elif self.stored is not None and path.startswith(STORED_PREFIXES):
             self.auth.check(scope)
             rest = path.split("/responses/", 1)[1]
@@ -145,18 +190,55 @@ class ProxyApp:
         else:
             raise HttpError(404, error_body(f"Invalid URL ({method} {path})", "invalid_request_error"))
 
+    async def _ready(self, respond: Responder) -> None:
+        """200 once started and the store (if any) answers a read; else 503 with the reason."""
+        problem = None if self.started else "starting"
+        if problem is None and self.stored is not None:
+            try:
+                await self.stored.store.get("resp_readiness_probe")
+            except MapperError as error:
+                problem = f"the response store is unavailable: {self.redactor.text(error.message)}"
+        if problem is None:
+            await respond.json(200, {"status": "ready"})
+        else:
+            await respond.json(503, error_body(problem, "server_error", code="not_ready"))
+
     async def _models(self, scope: Scope, receive: Receive, respond: Responder) -> None:
         authorization = self.auth.check(scope)
         redactor = self.redactor.with_secret(_token(authorization))
+        # Anthropic's clients say so; they get the models of the routes that serve Messages
+        anthropic = header(scope, b"anthropic-version") is not None
+        routes = tuple(route for route in self.config.router.routes
+                       if (route.mapping.from_api == ANTHROPIC) == anthropic) or \
+            self.config.router.routes
         body: list[Json] = []
 
         async def work() -> None:
-            body.append(await list_models(self.config.router.routes, self.upstream, self.auth,
-                                          authorization, redactor))
+            body.append(await list_models(routes, self.upstream, self.auth, authorization,
+                                          redactor))
 
-        if await run_until_disconnect(receive, work(), lambda: respond.finished):
+        if await run_until_disconnect(receive, work(), lambda: respond.finished, scope):
             raise ClientGone()
-        await respond.json(200, body[0])
+        await respond.json(200, anthropic_list(body[0]) if anthropic else body[0])
+
+    async def _count_tokens(self, scope: Scope, receive: Receive, respond: Responder,
+                            log: RequestLog, path: str) -> None:
+        """``POST /v1/messages/count_tokens``: the route's mapping answers (an estimate), with no
+        upstream call: chat upstreams have no such endpoint."""
+        self.auth.check(scope)
+        body = _parse(await read_body(scope, receive, self.config.max_body_bytes))
+        log.model = model = _model(body)
+        route = self.config.router.match(path, model)
+        if route is None or route.mapping.count_tokens is None:
+            raise HttpError(404, error_body(f"Invalid URL (POST {scope['path']})",
+                                            "invalid_request_error"))
+        log.route = route.name
+        try:
+            answer = route.mapping.convert_count_tokens(body, ctx=self.new_context())
+        except ConversionError as error:
+            raise HttpError(400, error_body(error.message, "invalid_request_error", error.param,
+                                            error.client_code)) from None
+        await respond.json(200, answer)
 
     async def _convert_and_forward(self, scope: Scope, receive: Receive, respond: Responder,
                                    log: RequestLog, path: str) -> None:
@@ -171,7 +253,7 @@ class ProxyApp:
         call = self._prepare(body, path, authorization, respond, log, turn)
         try:
             log.client_disconnected = await run_until_disconnect(
-                receive, forward(call, self.upstream), lambda: respond.finished)
+                receive, forward(call, self.upstream), lambda: respond.finished, scope)
         except Exception:
             if call.session is None or not respond.started or respond.finished:
                 raise
@@ -270,7 +352,7 @@ def _model(body: JsonObject) -> str:
 
 def _owner(scope: Scope) -> str:
     """Who owns the records this request makes or reads: a fingerprint of the client's key."""
-    return owner_of(_token(header(scope, b"authorization")))
+    return owner_of(_token(client_authorization(scope)))
 
 
 def _token(authorization: str | None) -> str | None:

@@ -7,8 +7,13 @@ Two modes, chosen by whether proxy keys are configured:
 * **held key** (``--proxy-key-env``): clients must present one of the proxy keys as a bearer
   token, or get an OpenAI-shaped 401; the client's key never goes upstream.
 
+A client may present its key as ``Authorization: Bearer KEY`` or, as Anthropic's clients do
+(Claude Code with ``ANTHROPIC_API_KEY``), as ``x-api-key: KEY``; both count the same in either mode.
+
 Either way a route that holds an upstream key (``--api-key-env``, ``api_key_env``) sends that key,
-in the header the mapping's ``auth_header`` option names (``Authorization: Bearer`` by default).
+in the header the mapping's ``auth_header`` option names (``Authorization: Bearer`` by default);
+a route whose upstream URL carries credentials (``http://user:pw@host``) sends them as
+``Authorization: Basic`` instead (the two together are refused at start-up).
 Keys are compared in constant time and never put in a message.
 """
 
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 from .http import HttpError, Scope, error_body, header
 from .routes import Route
 
-__all__ = ["Auth"]
+__all__ = ["Auth", "client_authorization"]
 
 _MISSING = ("You didn't provide an API key. You need to provide your API key in an Authorization "
             "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
@@ -43,7 +48,7 @@ class Auth:
 
     def check(self, scope: Scope) -> str | None:
         """The client's ``Authorization`` value; in held-key mode a 401 unless it holds a proxy key."""
-        authorization = header(scope, b"authorization")
+        authorization = client_authorization(scope)
         if not self.held:
             return authorization
         scheme, _, token = (authorization or "").partition(" ")
@@ -66,9 +71,21 @@ class Auth:
         """
         if route.api_key:
             return route.key_headers(route.api_key)
+        if route.basic_auth:  # credentials in the upstream URL: the route's own, like a held key
+            return {"authorization": route.basic_auth}
         if not client_authorization:
             return {}
         scheme, _, token = client_authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return route.key_headers(token.strip())
         return {"authorization": client_authorization}
+
+
+def client_authorization(scope: Scope) -> str | None:
+    """The key the client presented, as an ``Authorization`` value: its own, or ``x-api-key`` as
+    a bearer token."""
+    authorization = header(scope, b"authorization")
+    if authorization:
+        return authorization
+    api_key = (header(scope, b"x-api-key") or "").strip()
+    return f"Bearer {api_key}" if api_key else None

@@ -16,13 +16,14 @@ file's ``store``; one store serves every route of the process.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping as EnvMapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import jsonschema
 import orjson
@@ -34,6 +35,7 @@ from ..mapping import Mapping
 from ..store import StoreConfig
 from .routes import Route, Router
 from ..upstream_target import API_PATHS, auth_headers, endpoint_url
+from .front import DEFAULT_LIMITS
 from .upstream import TRANSPORTS, Timeouts, base_url
 
 __all__ = ["ConfigError", "ProxyConfig", "RoutesFile", "ServeOptions", "build_config"]
@@ -69,6 +71,11 @@ class ServeOptions:
     connect_timeout: float | None = None
     read_timeout: float | None = None
     idle_timeout: float | None = None
+    total_timeout: float | None = None
+    header_timeout: float = DEFAULT_LIMITS.header_timeout
+    keepalive_timeout: float = DEFAULT_LIMITS.keepalive_timeout
+    max_header_bytes: int = DEFAULT_LIMITS.max_header_bytes
+    max_connections: int | None = None  # None: from the descriptor limit (server.connection_cap)
     transport: str = "aiohttp"
     store: str | None = None  # a store URL; "sqlite://" is the default file
     store_ttl: float | None = None
@@ -103,6 +110,10 @@ class ProxyConfig:
     def secrets(self) -> tuple[str, ...]:
         """Every key this process knows, for redaction."""
         keys = [*self.proxy_keys, *(route.api_key for route in self.router.routes if route.api_key)]
+        for route in self.router.routes:
+            if route.basic_auth:  # the header's token, and the password inside it
+                token = route.basic_auth.partition(" ")[2]
+                keys += [token, base64.b64decode(token).decode().partition(":")[2]]
         if self.store is not None and self.store.secret:
             keys.append(self.store.secret)
         return tuple(dict.fromkeys(keys))
@@ -116,8 +127,13 @@ def build_config(options: ServeOptions, env: EnvMapping[str, str] | None = None)
                           f"known: {', '.join(sorted(TRANSPORTS))}")
     if options.max_body_bytes <= 0:
         raise ConfigError("--max-body-bytes must be positive")
+    for name in ("header_timeout", "keepalive_timeout", "max_header_bytes"):
+        if getattr(options, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive")
+    if options.max_connections is not None and options.max_connections <= 0:
+        raise ConfigError("--max-connections must be positive")
     timeouts = Timeouts().replace(connect=options.connect_timeout, read=options.read_timeout,
-                                  idle=options.idle_timeout)
+                                  idle=options.idle_timeout, total=options.total_timeout)
     if options.config:
         if options.mapping or options.upstream or options.api_key_env:
             raise ConfigError("--config cannot be combined with --mapping, --upstream or "
@@ -148,15 +164,37 @@ def _flag_route(options: ServeOptions, timeouts: Timeouts, env: EnvMapping[str, 
     if not options.mapping or not options.upstream:
         raise ConfigError("give --mapping and --upstream, or --config with a routes file")
     try:
-        upstream = base_url(options.upstream)
+        upstream, basic_auth = upstream_credentials(base_url(options.upstream))
     except ValueError as error:
         raise ConfigError(f"--upstream: {error}") from None
     mapping = _mapping(options.mapping, tuple(options.overlays),
                        serving_options(options.options, options.strict))
     _check_mapping(mapping, "--mapping")
     api_key = _env_key(options.api_key_env, env, "--api-key-env") if options.api_key_env else None
+    if api_key and basic_auth:
+        raise ConfigError(_TWO_CREDENTIALS.format(url="--upstream", key="--api-key-env"))
     return Route(name="default", pattern=None, upstream=upstream, mapping=mapping, api_key=api_key,
-                 api_key_env=options.api_key_env, timeouts=timeouts)
+                 api_key_env=options.api_key_env, basic_auth=basic_auth, timeouts=timeouts)
+
+
+_TWO_CREDENTIALS = ("{url}: the URL carries credentials (user:password@) and {key} names a key; "
+                    "the upstream takes one Authorization header: give one of them")
+
+
+def upstream_credentials(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``user:password@``, and the ``Authorization: Basic`` value they make.
+
+    aiohttp refuses a URL with credentials together with an ``Authorization`` header (a client's
+    key in pass-through mode), so the credentials leave the URL and become the route's own
+    header, sent like a held key.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    netloc = parts.netloc.rpartition("@")[2]
+    return (urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)),
+            "Basic " + base64.b64encode(pair.encode()).decode())
 
 
 def _flag_store(url: str, ttl: float | None, env: EnvMapping[str, str]) -> StoreConfig:
@@ -298,7 +336,7 @@ def _file_route(name: str, node: Any, path: Path, timeouts: Timeouts,
         except re.error as error:
             raise _at(node, "match", f"{where}.match: not a regular expression: {error}") from None
     try:
-        upstream = base_url(node["upstream"])
+        upstream, basic_auth = upstream_credentials(base_url(node["upstream"]))
     except ValueError as error:
         raise _at(node, "upstream", f"{where}.upstream: {error}") from None
     mapping = _route_mapping(node, path, where, strict)
@@ -307,8 +345,12 @@ def _file_route(name: str, node: Any, path: Path, timeouts: Timeouts,
         file, line = _line(node, "api_key_env")
         api_key = _env_key(node["api_key_env"], env, f"{where}.api_key_env", file=file, line=line,
                            rule=where)
+    if api_key and basic_auth:
+        raise _at(node, "upstream", _TWO_CREDENTIALS.format(url=f"{where}.upstream",
+                                                            key=f"{where}.api_key_env"))
     return Route(name=name, pattern=pattern, upstream=upstream, mapping=mapping,
                  model=node.get("model"), api_key=api_key, api_key_env=node.get("api_key_env"),
+                 basic_auth=basic_auth,
                  timeouts=timeouts.replace(**node.get("timeouts", {})),
                  models=tuple(node.get("models", ())))
 

@@ -27,6 +27,9 @@ later read of the store reports its failure as a 503.
 
 from __future__ import annotations
 
+import asyncio
+
+import time
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -38,6 +41,7 @@ from ..errors import ConversionError, MapperError, StoreError, UpstreamError
 from ..mapping import Mapping
 from ..streaming import StreamSession
 from ..types import Json, JsonObject
+from . import metrics
 from .http import SSE_HEADERS, Responder, error_body
 from .left_out import LeftOut
 from .logs import LOGGER, RequestLog, Redactor
@@ -75,9 +79,11 @@ class Call:
 
 async def forward(call: Call, upstream: Upstream) -> None:
     """Send the call upstream and answer the client, whatever happens upstream."""
+    call.log.upstream_sent = time.perf_counter()
     try:
         async with upstream.open("POST", call.url, content=call.payload, headers=call.headers,
                                  timeouts=call.route.timeouts) as reply:
+            call.log.upstream_at = time.perf_counter()
             call.log.upstream_status = reply.status
             if not 200 <= reply.status < 300:
                 await _relay_error(call, reply)
@@ -86,22 +92,31 @@ async def forward(call: Call, upstream: Upstream) -> None:
             else:
                 await _complete(call, reply)
     except UpstreamError as failure:
+        metrics.upstream_error(failure.error_type)
         if call.respond.started:
             raise
         await _fail(call, failure)
 
 
 async def _fail(call: Call, failure: UpstreamError) -> None:
-    """An upstream failure before any byte was sent: 502/504 with an OpenAI error body."""
+    """An upstream failure before any byte was sent: 502/504 (or the error the upstream's answer
+    carried), in the client API's shape."""
     message = call.redactor.text(failure.message)
     call.log.error = message
-    await call.respond.json(failure.status, error_body(message, "server_error",
-                                                       code=failure.error_type))
+    mapping = call.route.mapping
+    if failure.body is not None:  # the upstream's own error, found inside its answer
+        status = mapping.error_status(failure.body, failure.status)
+        await call.respond.json(status, _client_error(call, failure.body, failure.status))
+        return
+    status, body = mapping.own_error(error_body(message, "server_error", code=failure.error_type),
+                                     failure.status)
+    await call.respond.json(status, body)
 
 
 async def _relay_error(call: Call, reply: Reply) -> None:
     """An upstream 4xx/5xx: the same status, the error in the client API's shape."""
     status = reply.status
+    metrics.upstream_error(f"http_{status}")
     if 300 <= status < 400 or status < 200:
         where = redact_url(reply.headers.get("location", "")) or "nowhere"
         raise UpstreamError(f"the upstream answered HTTP {status} (to {where}); check the upstream "
@@ -110,8 +125,11 @@ async def _relay_error(call: Call, reply: Reply) -> None:
         raw = await reply.read(ERROR_BODY_LIMIT)
     except UpstreamError:
         raw = b""  # the status says enough
-    body = _client_error(call, _json_or_text(raw), status)
-    await call.respond.json(status, body, passed_headers(reply.headers))
+    upstream_body = _json_or_text(raw)
+    body = _client_error(call, upstream_body, status)
+    # the status the client's API gives this error (an overloaded 503 is Anthropic's 529)
+    await call.respond.json(call.route.mapping.error_status(upstream_body, status), body,
+                            passed_headers(reply.headers))
 
 
 async def _complete(call: Call, reply: Reply) -> None:
@@ -149,6 +167,8 @@ async def _stream(call: Call, session: StreamSession, reply: Reply) -> None:
         await _json_instead_of_stream(call, reply)
         return
     headers = [*SSE_HEADERS, *passed_headers(reply.headers)]
+    stream_ended = None
+    heartbeats: asyncio.Task[None] | None = None
     try:
         async with aclosing(reply.chunks()) as pieces:
             async for piece in pieces:
@@ -160,28 +180,48 @@ async def _stream(call: Call, session: StreamSession, reply: Reply) -> None:
                 if out:
                     if not respond.started:
                         call.announce_left_out(session.left_out)
+                        stream_ended = metrics.stream_started()
                         await respond.start(200, headers)
+                        if session.heartbeat_every is not None:
+                            heartbeats = asyncio.ensure_future(_heartbeats(respond, session))
                     if session.finished:  # stored before the client sees the terminal event
                         await _keep(call, session.response)
                     await respond.chunk(out)
                 if session.finished:
                     break
+        tail = b""
+        if not session.finished:
+            if not respond.started:
+                raise UpstreamError("the upstream ended its stream before sending any event",
+                                    status=502, error_type="bad_upstream_response")
+            tail = session.close()
+        await end_stream(call, tail)
+        _note_outcome(call, session)
+        await reply.drain()  # lets the connection be reused when the upstream closes its body at once
     except UpstreamError as failure:
         if not respond.started:
             raise
+        metrics.upstream_error(failure.error_type)
         message = call.redactor.text(failure.message)
         call.log.error = message
         await end_stream(call, session.abort(message, code="server_error"))
-        return
-    tail = b""
-    if not session.finished:
-        if not respond.started:
-            raise UpstreamError("the upstream ended its stream before sending any event",
-                                status=502, error_type="bad_upstream_response")
-        tail = session.close()
-    await end_stream(call, tail)
-    _note_outcome(call, session)
-    await reply.drain()  # lets the connection be reused when the upstream closes its body at once
+    finally:
+        if heartbeats is not None:
+            heartbeats.cancel()
+        if stream_ended is not None:
+            stream_ended()
+
+
+async def _heartbeats(respond: Responder, session: StreamSession) -> None:
+    """The stream's keep-alive event (Anthropic's ``ping``) whenever the upstream has been silent
+    for ``heartbeat_every`` seconds, so that the client sees the answer is still coming."""
+    every = session.heartbeat_every or 0.0
+    while True:
+        await asyncio.sleep(max(0.0, respond.last_sent_at + every - time.monotonic()))
+        if respond.finished or session.finished:
+            return
+        if time.monotonic() >= respond.last_sent_at + every:
+            await respond.chunk(session.heartbeat())
 
 
 async def end_stream(call: Call, tail: bytes) -> None:
@@ -218,10 +258,15 @@ async def _json_instead_of_stream(call: Call, reply: Reply) -> None:
 
 async def _refuse_stream(call: Call, error: UpstreamError, reply: Reply) -> None:
     """The stream's first frame is an error: answer with its status instead of a 200 stream."""
+    metrics.upstream_error(error.error_type)
     status = error.status if 400 <= error.status <= 599 else 502
-    body = (_client_error(call, error.body, status) if error.body is not None
-            else error_body(call.redactor.text(error.message), "server_error",
-                            code=error.error_code))
+    if error.body is not None:
+        body = _client_error(call, error.body, status)
+        status = call.route.mapping.error_status(error.body, status)
+    else:
+        status, body = call.route.mapping.own_error(
+            error_body(call.redactor.text(error.message), "server_error", code=error.error_code),
+            status)
     call.log.error = body.get("error", {}).get("message") if isinstance(body, dict) else None
     await call.respond.json(status, body, passed_headers(reply.headers))
 

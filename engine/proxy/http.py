@@ -88,7 +88,8 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 class Responder:
     """Sends one response over ASGI; remembers whether it started and when the first byte left."""
 
-    __slots__ = ("_send", "headers", "status", "started", "finished", "first_byte_at")
+    __slots__ = ("_send", "headers", "status", "started", "finished", "first_byte_at",
+                 "last_sent_at")
 
     def __init__(self, send: Send, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
         self._send = send
@@ -97,6 +98,7 @@ class Responder:
         self.started = False
         self.finished = False
         self.first_byte_at: float | None = None
+        self.last_sent_at = 0.0  # time.monotonic() of the last bytes sent (a stream's keep-alive)
 
     def set_header(self, name: bytes, value: bytes) -> None:
         """Set a header of every response (replacing one of that name); only before ``start``."""
@@ -110,16 +112,24 @@ class Responder:
                                   *headers])
         await self.end(payload)
 
+    async def send(self, status: int, payload: bytes, content_type: str) -> None:
+        """A whole response of another type (the metrics' text format)."""
+        await self.start(status, [(b"content-type", content_type.encode()),
+                                  (b"content-length", str(len(payload)).encode())])
+        await self.end(payload)
+
     async def start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
         """The status line and headers; after this the status is fixed."""
         self.status = status
         self.started = True
         self.first_byte_at = time.perf_counter()
+        self.last_sent_at = time.monotonic()
         await self._send({"type": "http.response.start", "status": status,
                           "headers": [*self.headers, *headers]})
 
     async def chunk(self, data: bytes) -> None:
         """A piece of a streamed body, sent at once."""
+        self.last_sent_at = time.monotonic()
         await self._send({"type": "http.response.body", "body": data, "more_body": True})
 
     async def end(self, data: bytes = b"") -> None:

@@ -8,10 +8,14 @@ are not the upstream's. Routes are read in order and the first mention of a name
 An upstream that fails is skipped when other routes still produce names; if none do, its failure
 is the answer (with its status, in the OpenAI error shape), so that a single-upstream proxy
 reports the upstream's own 401 or an unreachable upstream truthfully.
+
+Anthropic's clients (they send ``anthropic-version``; Claude Code's gateway model discovery) get the
+models of the routes that serve Messages, in Anthropic's list shape (``anthropic_list``).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -24,7 +28,7 @@ from .logs import Redactor
 from .routes import Route
 from .upstream import ERROR_BODY_LIMIT, Upstream
 
-__all__ = ["list_models"]
+__all__ = ["anthropic_list", "list_models"]
 
 _LIST_TIMEOUT_CAP = 30.0  # seconds: listing models never waits as long as a completion may
 
@@ -86,3 +90,18 @@ async def _fetch(route: Route, upstream: Upstream, key_headers: dict[str, str],
         return HttpError(502, error_body("the upstream's model list is not {\"data\": [...]}",
                                          "server_error", code="bad_upstream_response"))
     return data
+
+
+def anthropic_list(listed: Json) -> Json:
+    """An OpenAI model list in Anthropic's shape (``type``, ``display_name``, ``created_at``, paging)."""
+    data = [{"type": "model", "id": model["id"], "display_name": model["id"],
+             "created_at": _iso(model.get("created")), "lifecycle": "active"}
+            for model in listed.get("data") or () if isinstance(model, dict) and model.get("id")]
+    return {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None}
+
+
+def _iso(created: Json) -> str:
+    """Unix seconds (OpenAI's ``created``) as the RFC 3339 time Anthropic's ``created_at`` is."""
+    seconds = created if isinstance(created, int) and created >= 0 else 0
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

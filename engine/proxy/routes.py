@@ -41,6 +41,8 @@ class Route:
     model: str | None = None  # the upstream's model name, whatever the client asked for
     api_key: str | None = field(default=None, repr=False)  # the upstream key, from api_key_env
     api_key_env: str | None = None
+    # ``Authorization: Basic`` from credentials in the upstream URL, which the URL no longer holds
+    basic_auth: str | None = field(default=None, repr=False)
     timeouts: Timeouts = Timeouts()
     models: tuple[str, ...] = ()  # names GET /v1/models lists for this route
 

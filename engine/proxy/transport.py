@@ -9,6 +9,11 @@ body streamed as aiohttp receives it, aiohttp's errors raised as httpx's (with t
 
 Closing a response whose body was not read to the end closes its connection: that is how a
 client's hang-up reaches the upstream, which then stops generating.
+
+The proxy's own requests skip even the httpx objects: ``send`` takes plain values and returns a
+``DirectResponse`` with the few attributes the proxy reads (``status_code``, ``headers``, ``stream``,
+``aclose``), so a request builds no ``httpx.Request``/``httpx.Response`` (their header
+normalisation was about a tenth of the proxy's CPU per request).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import AsyncIterator
 import aiohttp
 import httpx
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["AiohttpTransport", "DirectResponse"]
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -46,20 +51,48 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=request.headers.multi_items(), allow_redirects=False,
                 timeout=_client_timeout(timeout.get("connect"), timeout.get("read"),
                                         timeout.get("pool")))
-        except aiohttp.ClientConnectorError as error:
-            raise httpx.ConnectError(str(error), request=request) from error
-        except aiohttp.ServerTimeoutError as error:
-            raise httpx.ConnectTimeout(str(error), request=request) from error
         except aiohttp.ClientError as error:
-            raise httpx.RemoteProtocolError(str(error) or type(error).__name__,
-                                            request=request) from error
+            raise _translated(error, request) from error
         return httpx.Response(response.status, headers=response.raw_headers,
                               stream=_Body(response), request=request)
+
+    async def send(self, method: str, url: str, content: bytes | None,
+                   headers: list[tuple[str, str]], connect: float) -> "DirectResponse":
+        """The request without httpx objects; errors are raised as httpx's, like the above."""
+        try:
+            response = await self._client().request(
+                method, url, data=content, headers=headers, allow_redirects=False,
+                timeout=_client_timeout(connect, None, None))
+        except aiohttp.ClientError as error:
+            raise _translated(error, None) from error
+        return DirectResponse(response)
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+class DirectResponse:
+    """What the proxy reads of an upstream response, straight from aiohttp's."""
+
+    __slots__ = ("status_code", "headers", "stream")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.status_code = response.status
+        self.headers = response.headers  # case-insensitive, like httpx's
+        self.stream = _Body(response)
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+def _translated(error: aiohttp.ClientError, request: httpx.Request | None) -> httpx.HTTPError:
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(error), request=request)
+    if isinstance(error, aiohttp.ServerTimeoutError):
+        return httpx.ConnectTimeout(str(error), request=request)
+    return httpx.RemoteProtocolError(str(error) or type(error).__name__, request=request)
 
 
 class _Body(httpx.AsyncByteStream):

@@ -41,6 +41,7 @@ import httpx
 from ... import __version__
 from ..errors import UpstreamError
 from ..upstream_target import base_url, redact_url
+from .transport import AiohttpTransport, DirectResponse
 
 __all__ = ["TRANSPORTS", "Reply", "Timeouts", "Upstream", "base_url", "passed_headers", "redact_url"]
 
@@ -51,8 +52,6 @@ BODY_LIMIT = 256 << 20  # bytes of a non-streamed upstream answer
 
 
 def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    from .transport import AiohttpTransport  # aiohttp's pool behind httpx's API
-
     return AiohttpTransport(limits)
 
 
@@ -68,15 +67,22 @@ TRANSPORTS: dict[str, Callable[[httpx.Limits], httpx.AsyncBaseTransport]] = {
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Seconds allowed for the connection, the response head and each silence in the body."""
+    """Seconds allowed for the connection, the response head, each silence in the body, and all.
+
+    ``total`` bounds the whole exchange, streamed or not, from the request's arrival to the last
+    byte: the idle timer restarts on every byte, so an upstream that drips would otherwise hold a
+    request forever.
+    """
 
     connect: float = 10.0
     read: float = 600.0
     idle: float = 300.0
+    total: float = 1800.0
 
     def replace(self, **changes: float | None) -> "Timeouts":
         """A copy with the given (non-``None``) values changed."""
-        values = {"connect": self.connect, "read": self.read, "idle": self.idle}
+        values = {"connect": self.connect, "read": self.read, "idle": self.idle,
+                  "total": self.total}
         values.update({name: float(value) for name, value in changes.items() if value is not None})
         return Timeouts(**values)
 
@@ -114,8 +120,8 @@ class Upstream:
                                     max_keepalive_connections=max_connections,
                                     keepalive_expiry=KEEPALIVE_SECONDS)
         # sent with every request; identity: compressing a token stream only adds latency
-        self._base_headers = [(b"user-agent", user_agent.encode()),
-                              (b"accept-encoding", b"identity")]
+        self._text_headers = [("user-agent", user_agent), ("accept-encoding", "identity")]
+        self._base_headers = [(name.encode(), value.encode()) for name, value in self._text_headers]
         self._transport: httpx.AsyncBaseTransport | None = None
 
     def client(self) -> httpx.AsyncBaseTransport:
@@ -143,19 +149,27 @@ class Upstream:
         connection is closed too, which is how a cancelled request reaches the upstream.
         """
         transport = self.client()
-        request = httpx.Request(method, _url(url), content=content,
-                                headers=self._base_headers + _encoded(headers),
-                                extensions={"timeout": _transport_timeouts(timeouts)})
-        first_byte_by = asyncio.get_running_loop().time() + timeouts.read
+        if isinstance(transport, AiohttpTransport):  # the default: no httpx objects on the way
+            sending = transport.send(method, url, content,
+                                     [*self._text_headers, *(headers or {}).items()],
+                                     timeouts.connect)
+        else:
+            request = httpx.Request(method, _url(url), content=content,
+                                    headers=self._base_headers + _encoded(headers),
+                                    extensions={"timeout": _transport_timeouts(timeouts)})
+            sending = transport.handle_async_request(request)
+        now = asyncio.get_running_loop().time()
+        deadline = now + timeouts.total
+        first_byte_by = min(now + timeouts.read, deadline)
         try:
             async with asyncio.timeout_at(first_byte_by):
-                response = await transport.handle_async_request(request)
+                response = await sending
         except TimeoutError:
-            raise read_timeout(timeouts) from None
+            raise read_timeout(timeouts, total=first_byte_by == deadline) from None
         except httpx.HTTPError as error:
             raise failure(error, timeouts) from None
         try:
-            yield Reply(response, timeouts, first_byte_by)
+            yield Reply(response, timeouts, first_byte_by, deadline)
         finally:
             await response.aclose()
 
@@ -181,12 +195,15 @@ def _encoded(headers: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
 class Reply:
     """An upstream response whose head has arrived; its body is read with the idle timeout."""
 
-    __slots__ = ("_response", "_timeouts", "_first_byte_by", "_pieces", "status", "headers")
+    __slots__ = ("_response", "_timeouts", "_first_byte_by", "_deadline", "_pieces", "status",
+                 "headers")
 
-    def __init__(self, response: httpx.Response, timeouts: Timeouts, first_byte_by: float) -> None:
+    def __init__(self, response: httpx.Response | DirectResponse, timeouts: Timeouts,
+                 first_byte_by: float, deadline: float) -> None:
         self._response = response
         self._timeouts = timeouts
         self._first_byte_by = first_byte_by  # loop time by which the body's first piece is due
+        self._deadline = deadline  # loop time by which the whole body is due (total timeout)
         # the raw stream: no decoders to run, since the request asked for identity encoding;
         # one iterator, which chunks() and drain() share
         self._pieces = response.stream.__aiter__()
@@ -201,6 +218,7 @@ class Reply:
         """The body as it arrives; ``UpstreamError`` when it stalls or the connection breaks."""
         pieces = self._pieces
         idle = self._timeouts.idle
+        deadline = self._deadline
         loop = asyncio.get_running_loop()
         due, first = self._first_byte_by, True  # the first piece still falls under the read timeout
         while True:
@@ -210,6 +228,8 @@ class Reply:
             except StopAsyncIteration:
                 return
             except TimeoutError:
+                if due >= deadline:
+                    raise total_timeout(self._timeouts) from None
                 if first:
                     raise read_timeout(self._timeouts) from None
                 raise UpstreamError(f"the upstream sent nothing for {idle:g}s (idle timeout)",
@@ -217,7 +237,7 @@ class Reply:
             except httpx.HTTPError as error:
                 raise failure(error, self._timeouts, during_body=True) from None
             if piece:
-                due, first = loop.time() + idle, False
+                due, first = min(loop.time() + idle, deadline), False
                 yield piece
 
     async def read(self, limit: int = BODY_LIMIT) -> bytes:
@@ -245,9 +265,16 @@ class Reply:
 # -- failures ---------------------------------------------------------------------------------------
 
 
-def read_timeout(timeouts: Timeouts) -> UpstreamError:
+def read_timeout(timeouts: Timeouts, *, total: bool = False) -> UpstreamError:
+    if total:
+        return total_timeout(timeouts)
     return UpstreamError(f"the upstream did not answer within {timeouts.read:g}s (read timeout)",
                          status=504, error_type="upstream_timeout")
+
+
+def total_timeout(timeouts: Timeouts) -> UpstreamError:
+    return UpstreamError(f"the upstream's answer took longer than {timeouts.total:g}s in all "
+                         "(total timeout)", status=504, error_type="upstream_timeout")
 
 
 def failure(error: httpx.HTTPError, timeouts: Timeouts, *, during_body: bool = False) -> UpstreamError:

@@ -1,8 +1,8 @@
-"""The proxy under a real uvicorn on 127.0.0.1, in a background thread, for end-to-end tests.
+"""The proxy under its real server on 127.0.0.1, in a background thread, for end-to-end tests.
 
-It runs with the settings ``mapper serve`` uses (``engine.proxy.server.uvicorn_config``: uvloop and
-httptools when installed, lifespan on), on a socket bound here to a free port so that the port is
-known before the server starts. Start-up and shutdown waits are bounded.
+It runs what ``mapper serve`` runs (``engine.proxy.front``: aiohttp's low-level server with the
+client limits, the app's lifespan, uvloop when installed), on a socket bound here to a free port so
+that the port is known before the server starts. Start-up and shutdown waits are bounded.
 
     with ProxyServer(config) as proxy:
         client = openai.OpenAI(base_url=proxy.base_url, api_key="k", max_retries=0)
@@ -10,28 +10,32 @@ known before the server starts. Start-up and shutdown waits are bounded.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import socket
 import threading
-import time
 from typing import Any, Callable
-
-import uvicorn
 
 from mapper.engine import deterministic_context
 from mapper.engine.context import Context
 from mapper.engine.proxy import ProxyApp, ProxyConfig
-from mapper.engine.proxy.server import uvicorn_config
+from mapper.engine.proxy.asgi import serve_until
+from mapper.engine.proxy.front import DEFAULT_LIMITS, Limits
 
 
 class ProxyServer:
-    """``ProxyApp(config)`` served by uvicorn from a thread; ``base_url`` ends in ``/v1``."""
+    """``ProxyApp(config)`` served from a thread; ``base_url`` ends in ``/v1``."""
 
     def __init__(self, config: ProxyConfig, *, new_context: Callable[[], Context] = deterministic_context,
-                 app: Any = None) -> None:
+                 app: Any = None, limits: Limits = DEFAULT_LIMITS) -> None:
         self.app = app if app is not None else ProxyApp(config, new_context=new_context)
+        self.limits = limits
         self.port: int | None = None
-        self._server: uvicorn.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._failure: BaseException | None = None
 
     @property
     def origin(self) -> str:
@@ -47,27 +51,45 @@ class ProxyServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
+        sock.listen(512)
+        sock.setblocking(False)
         self.port = sock.getsockname()[1]
-        config = uvicorn_config(self.app, host="127.0.0.1", port=self.port)
-        self._server = server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                        name="proxy-server", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(sock,), name="proxy-server",
+                                        daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the proxy did not start within {timeout}s")
-            time.sleep(0.01)
+        if not self._started.wait(timeout) or self._failure is not None:
+            self.stop()
+            raise RuntimeError(f"the proxy did not start within {timeout}s: {self._failure!r}")
         return self
 
+    def _run(self, sock: socket.socket) -> None:
+        if importlib.util.find_spec("uvloop"):
+            import uvloop
+            loop = uvloop.new_event_loop()
+        else:
+            loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        try:
+            loop.run_until_complete(serve_until(self.app, self._stop, sockets=[sock],
+                                                limits=self.limits, started=self._started.set))
+        except BaseException as error:  # noqa: BLE001 - reported by start()
+            self._failure = error
+            self._started.set()
+        finally:
+            loop.close()
+
     def stop(self, timeout: float = 10.0) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
+        thread, loop, stop = self._thread, self._loop, self._stop
+        if thread is None:
             return
-        server.should_exit = True
+        if loop is not None and stop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:
+                pass  # the loop has ended already
         thread.join(timeout)
-        self._server = self._thread = None
+        self._thread = None
         if thread.is_alive():
             raise RuntimeError(f"the proxy did not stop within {timeout}s")
 
