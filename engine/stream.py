@@ -18,7 +18,8 @@ feed which item kind and what each event looks like; this machine alone decides:
   an item that starts while another is open is *held*. Its events are built as it is fed but kept
   back, and they follow, in order, when the item before it closes; from then on it streams live.
   A chat upstream may interleave the deltas of parallel tool calls, so closing the first call
-  when the second starts would lose arguments; holding the later ones loses nothing;
+  when the second starts would lose arguments; holding the later ones loses nothing. On a
+  failure the held items are dropped unseen, so a half-made call never looks whole;
 * **parts**: within an item, content parts open on their first delta and close in order;
 * **closing**: at the finish every open item closes; only the last gets the finish's item status
   (an incomplete item must be the last one). On failure likewise, the last one ``incomplete``;
@@ -353,7 +354,7 @@ class StreamMachine:
         if part.kind.part is not None:
             item.scope["content"].append(part.kind.part(scope, self.ctx))
 
-    def _close_item(self, item: _Item, status: str) -> None:
+    def _close_item(self, item: _Item, status: str, failed: bool = False) -> None:
         if item.part is not None:
             self._close_part(item)
         item.is_open = False
@@ -361,6 +362,7 @@ class StreamMachine:
         scope = item.scope
         scope["delta"] = None
         scope["status"] = status
+        scope["failed"] = failed  # the stream failed: a close rule may leave the item unsealed
         if item.kind.accumulate:
             scope["text"] = "".join(item.chunks)
         if item.collected:
@@ -384,11 +386,15 @@ class StreamMachine:
             if item.is_open:
                 return
 
-    def _close_all(self, last_status: str) -> None:
+    def _close_all(self, last_status: str, failed: bool = False) -> None:
         """Close every open item in index order; the last one gets ``last_status``."""
         items = sorted(self._open, key=lambda it: it.index)
+        last = len(items) - 1
         for position, item in enumerate(items):
-            self._close_item(item, last_status if position == len(items) - 1 else "completed")
+            if position == last:
+                self._close_item(item, last_status, failed)
+            else:
+                self._close_item(item, "completed")
 
     # -- stream-level events --------------------------------------------------------------------
 
@@ -410,8 +416,12 @@ class StreamMachine:
         out = self._out
         if not self.started:
             self._start()
+        # held items were never shown: a failure does not show them now, half made
+        for item in self._held:
+            self._open.remove(item)
+        self._held.clear()
         # as at a finish, only the last open item is cut short: an incomplete item is the last one
-        self._close_all(last_status="incomplete")
+        self._close_all(last_status="incomplete", failed=True)
         state = self.state
         state["status"] = "failed"
         state["error"] = {"code": code, "message": message}
