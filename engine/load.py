@@ -6,9 +6,11 @@ only what differs from that base; ``engine.merge`` says how its entries merge (b
 
 * ``--mapping OVERLAY`` loads the overlay's base, then the overlay.
 * ``--overlay X`` (repeatable) applies further overlays of the same base, in the order given.
-* ``include: [A, B]`` in an overlay applies A and B before the overlay's own entries; each of them
-  extends the same base. A file is applied once however often it is included, an include cycle is
-  an error at the ``include`` line that closes it.
+* ``include: [A, B]`` applies A and B before the including file's own entries. An overlay includes
+  overlays of the same base; a base or an overlay includes *parts*: files with ``part: NAME``
+  instead of ``id``/``version``/``extends`` that hold entries several mappings share (the
+  Messages-side writer of both Anthropic mappings, ``mappings/parts/``). A file is applied once
+  however often it is included, an include cycle is an error at the ``include`` line that closes it.
 
 Only one level of ``extends`` is allowed (an overlay's base extends nothing), and every overlay's
 ``extends.version`` must match the base's version, however it was given: as the mapping, with
@@ -47,6 +49,7 @@ __all__ = [
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS_DIR = PACKAGE_ROOT / "mappings"
 PROVIDERS_DIR = MAPPINGS_DIR / "providers"
+PARTS_DIR = MAPPINGS_DIR / "parts"
 
 
 # -- finding mapping files --------------------------------------------------------------------
@@ -61,8 +64,9 @@ def builtin_names() -> list[str]:
 def locate(reference: str, relative_to: Path | None = None) -> tuple[Path, str]:
     """Find a mapping by file path or built-in name; returns (path, display name).
 
-    ``openai-chat``, ``openai-chat.yaml`` and ``deepseek`` name built-ins from any directory; a
-    path to an existing file wins over a built-in of the same name.
+    ``openai-chat``, ``openai-chat.yaml`` and ``deepseek`` name built-ins from any directory, and
+    ``parts/anthropic-messages`` a built-in part; a path to an existing file wins over a built-in
+    of the same name.
     """
     candidate = Path(reference)
     if relative_to is not None and not candidate.is_absolute():
@@ -72,9 +76,14 @@ def locate(reference: str, relative_to: Path | None = None) -> tuple[Path, str]:
     if candidate.is_file():
         return candidate, reference
     stem = reference[:-5] if reference.endswith(".yaml") else reference
-    stem = stem.removeprefix("providers/")
+    if stem.startswith("parts/"):
+        folders: tuple[tuple[Path, str], ...] = ((PARTS_DIR, "parts/"),)
+        stem = stem.removeprefix("parts/")
+    else:
+        folders = ((MAPPINGS_DIR, ""), (PROVIDERS_DIR, "providers/"))
+        stem = stem.removeprefix("providers/")
     if "/" not in stem and "\\" not in stem:
-        for folder, prefix in ((MAPPINGS_DIR, ""), (PROVIDERS_DIR, "providers/")):
+        for folder, prefix in folders:
             builtin = folder / f"{stem}.yaml"
             if builtin.is_file():
                 return builtin, f"{prefix}{builtin.name}"
@@ -99,6 +108,7 @@ class _Base:
     spec: LineDict
     display: str
     names: frozenset[str]  # what an overlay's extends.mapping may call it: its file stem and its id
+    parts: tuple[str, ...] = ()  # the parts it includes, merged under its own entries
 
     @property
     def version(self) -> str:
@@ -109,14 +119,14 @@ def load(reference: str, overlays: Iterable[str] = (), options: dict[str, Any] |
     """Read a mapping (a base or an overlay), apply further overlays and options, in that order."""
     path, display = locate(reference)
     document = _read_document(path, display)
+    if "part" in document:
+        raise OverlayError("a part (a file with part:) is not a mapping; a mapping includes it",
+                           file=display, line=_key_line(document, "part"))
     if "extends" in document:
         applier = _Applier(_read_base(document, path, display))
         applier.apply(document, path, display)
-    elif "include" in document:
-        raise OverlayError("include belongs in an overlay (a file with extends:)", file=display,
-                           line=_key_line(document, "include"))
     else:
-        applier = _Applier(_Base(document, display, frozenset({path.stem, str(document.get("id"))})))
+        applier = _Applier(_base(document, path, display))
     for overlay_reference in overlays:
         overlay_path, overlay_display = locate(overlay_reference)
         overlay = _read_document(overlay_path, overlay_display)
@@ -153,7 +163,47 @@ def _read_base(overlay: LineDict, path: Path, display: str) -> _Base:
         raise OverlayError(f"{base_display} extends another mapping itself; only one level of "
                            "extends is allowed (an overlay includes other overlays instead, or "
                            "compose them with --overlay)", file=display, line=line)
-    return _Base(base, base_display, frozenset({base_path.stem, str(base.get("id"))}))
+    return _base(base, base_path, base_display)
+
+
+def _base(document: LineDict, path: Path, display: str) -> _Base:
+    """A base mapping as its overlays see it: the parts it includes, then its own entries."""
+    spec, sources = new_dict(display, None), []
+    for part, part_display in _parts_of(document, path, display):
+        spec = merge(spec, part, null_deletes=False)
+        sources.append(part_display)
+    spec = merge(spec, _without(document, "include"), null_deletes=False) if sources else document
+    return _Base(spec, display, frozenset({path.stem, str(document.get("id"))}), tuple(sources))
+
+
+# What a part may not say: it is not a mapping of its own, and what it says is merged as it stands
+_PART_FORBIDS = ("id", "version", "from", "to", "extends", "include")
+_PART_LABELS = ("format", "part", "description")
+
+
+def _parts_of(document: LineDict, path: Path, display: str) -> list[tuple[LineDict, str]]:
+    """The parts a base includes, read and checked, without their labels, in order."""
+    parts = []
+    for reference, line in _includes(document, display):
+        part_path, part_display = locate(reference, relative_to=path)
+        parts.append((_read_part(part_path, part_display, included_by=f"{display}:{line}"),
+                      part_display))
+    return parts
+
+
+def _read_part(path: Path, display: str, included_by: str) -> LineDict:
+    part = _read_document(path, display)
+    if "part" not in part:
+        raise OverlayError(f"{display} is not a part (it has no part:); a base mapping includes "
+                           f"only parts (included by {included_by})", file=display, line=1)
+    for key in _PART_FORBIDS:
+        if key in part:
+            raise OverlayError(f"a part does not say {key}: it is merged into the mapping that "
+                               f"includes it (included by {included_by})", file=display,
+                               line=_key_line(part, key))
+    for key in _PART_LABELS:
+        part = _without(part, key)
+    return part
 
 
 @dataclass(slots=True)
@@ -166,7 +216,7 @@ class _Applier:
     applied: set[Path] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.spec, self.sources = self.base.spec, [self.base.display]
+        self.spec, self.sources = self.base.spec, [*self.base.parts, self.base.display]
 
     def apply(self, overlay: LineDict, path: Path, display: str,
               chain: tuple[tuple[Path, str], ...] = (), included_by: str = "") -> None:
@@ -184,9 +234,15 @@ class _Applier:
             if key in self.applied:
                 continue
             included = _read_document(included_path, included_display)
+            if "part" in included:
+                part = _read_part(included_path, included_display, where)
+                self.spec = merge(self.spec, part, null_deletes=False)
+                self.sources.append(included_display)
+                self.applied.add(key)
+                continue
             if "extends" not in included:
-                raise OverlayError(f"{included_display} is not an overlay (it has no extends:); only "
-                                   "overlays can be included", file=display, line=line)
+                raise OverlayError(f"{included_display} is neither an overlay (extends:) nor a part "
+                                   "(part:); only those can be included", file=display, line=line)
             self.apply(included, included_path, included_display, chain, included_by=where)
         self.spec = merge(self.spec, _without(overlay, "include"))
         self.sources.append(display)

@@ -40,19 +40,23 @@ RULE_KINDS = {
 Schema = dict[str, Any] | None
 
 
-def merge(base: LineDict, overlay: LineDict) -> LineDict:
-    """``base`` changed by ``overlay``; neither is modified. Keys remember who wrote them last."""
-    return _merge(base, overlay, _resolve(mapping_schema(), overlay))
+def merge(base: LineDict, overlay: LineDict, *, null_deletes: bool = True) -> LineDict:
+    """``base`` changed by ``overlay``; neither is modified. Keys remember who wrote them last.
+
+    ``null_deletes=False`` merges a file that is not an overlay (a base over the parts it
+    includes, a part): its ``null`` is a value, as in any mapping written whole.
+    """
+    return _merge(base, overlay, _resolve(mapping_schema(), overlay), null_deletes)
 
 
-def _merge(base: LineDict, overlay: LineDict, schema: Schema) -> LineDict:
+def _merge(base: LineDict, overlay: LineDict, schema: Schema, null_deletes: bool = True) -> LineDict:
     merged = new_dict(getattr(base, "file", None), getattr(base, "line", None))
     merged.update(base)
     merged.key_lines = dict(getattr(base, "key_lines", {}))
     if getattr(overlay, "line", None) is not None:  # the object is now (also) the overlay's
         merged.file, merged.line = overlay.file, overlay.line
     for key, value in overlay.items():
-        if value is None:
+        if value is None and null_deletes:
             merged.pop(key, None)
             merged.key_lines.pop(key, None)
             continue
@@ -60,7 +64,7 @@ def _merge(base: LineDict, overlay: LineDict, schema: Schema) -> LineDict:
         old = merged.get(key)
         if (isinstance(old, dict) and isinstance(value, dict) and not isinstance(value, Replace)
                 and not changes_kind(old, value, child)):
-            merged[key] = _merge(old, value, child)
+            merged[key] = _merge(old, value, child, null_deletes)
         else:
             merged[key] = as_written(value)
         lines = getattr(overlay, "key_lines", None)

@@ -8,7 +8,7 @@ import pytest
 
 from mapper.engine import deterministic_context, load_mapping
 from mapper.engine.errors import OverlayError, SpecError, SpecErrors
-from mapper.engine.load import LineDict, load, locate, merge, read_yaml, version_matches
+from mapper.engine.load import MAPPINGS_DIR, LineDict, load, locate, merge, read_yaml, version_matches
 from mapper.engine.merge import RULE_KINDS, changes
 from mapper.engine.nodes import Replace
 from mapper.engine.ops import plain
@@ -414,13 +414,67 @@ def test_an_included_overlay_must_fit_the_same_base(tmp_path: Path) -> None:
     assert caught.value.message.endswith(f"but this overlay needs ^2 (included by {tmp_path / 'a.yaml'}:5)")
     write(tmp_path, "base.yaml", "format: mapper/1\nid: base\n")
     write(tmp_path, "b.yaml", "include: [base.yaml]\n", "b")
-    with pytest.raises(OverlayError, match="base.yaml is not an overlay"):
+    with pytest.raises(OverlayError, match="base.yaml is neither an overlay"):
         load(str(tmp_path / "b.yaml"))
     write(tmp_path, "c.yaml", "include: roles\n", "c")
     with pytest.raises(OverlayError, match="include takes a list"):
         load(str(tmp_path / "c.yaml"))
-    with pytest.raises(OverlayError, match="include belongs in an overlay"):
+    with pytest.raises(OverlayError, match="a.yaml is not a part"):  # a base includes only parts
         load(write(tmp_path, "d.yaml", "format: mapper/1\nid: d\ninclude: [a.yaml]\n"))
+
+
+# -- parts: what several mappings share --------------------------------------------------------
+
+PART = "format: mapper/1\npart: shared\ndescription: shared entries\n"
+
+
+def test_a_base_gets_its_parts_entries_under_its_own(tmp_path: Path) -> None:
+    write(tmp_path, "shared.yaml", PART + "options: {kept: part, mine: part}\n"
+                                          "tables: {t: {rows: {a: 1, b: 2}}}\n")
+    base = Path(load("openai-chat").sources[0])
+    text = (MAPPINGS_DIR / base).read_text().replace("\noptions:\n", "\ninclude: [shared.yaml]\noptions:\n"
+                                                     "  mine: base\n  nothing: null\n", 1)
+    (tmp_path / "base.yaml").write_text(text)
+    loaded = load(str(tmp_path / "base.yaml"))
+    options = loaded.spec["options"]
+    assert (options["kept"], options["mine"]) == ("part", "base")   # the base's own entries win
+    assert "nothing" in options and options["nothing"] is None      # a base's null is a value
+    assert loaded.spec["tables"]["t"]["rows"] == {"a": 1, "b": 2}
+    assert "include" not in loaded.spec and "part" not in loaded.spec
+    assert loaded.sources == (str(tmp_path / "shared.yaml"), str(tmp_path / "base.yaml"))
+    # an overlay of that base sees the part, and may include a part of its own
+    write(tmp_path, "more.yaml", PART.replace("shared", "more") + "options: {more: yes}\n")
+    overlay = write(tmp_path, "o.yaml", f"include: [more.yaml]\noptions: {{kept: overlay}}\n", "o")
+    overlay_text = Path(overlay).read_text().replace("mapping: openai-chat", f"mapping: {tmp_path / 'base.yaml'}")
+    Path(overlay).write_text(overlay_text)
+    composed = load(overlay)
+    assert (composed.spec["options"]["kept"], composed.spec["options"]["more"]) == ("overlay", True)
+    assert composed.sources[-2:] == (str(tmp_path / "more.yaml"), overlay)
+
+
+def test_a_part_is_not_a_mapping_and_says_no_identity(tmp_path: Path) -> None:
+    part = write(tmp_path, "shared.yaml", PART + "version: 1.0.0\n")
+    with pytest.raises(OverlayError, match="not a mapping"):
+        load(part)
+    base = write(tmp_path, "base.yaml", "format: mapper/1\nid: b\ninclude: [shared.yaml]\n")
+    with pytest.raises(OverlayError) as caught:
+        load(base)
+    assert (caught.value.file, caught.value.line) == (part, 4)
+    assert caught.value.message.startswith("a part does not say version")
+
+
+def test_both_anthropic_mappings_share_the_messages_part() -> None:
+    chat, responses = load("anthropic-chat"), load("anthropic-responses")
+    for loaded in (chat, responses):
+        assert loaded.sources[0] == "parts/anthropic-messages.yaml"
+        assert loaded.spec["tables"]["status_error"]["rows"]["503"] == ["overloaded_error", 529]
+    assert chat.spec["stream"]["kinds"] == responses.spec["stream"]["kinds"]
+    # each keeps its own upstream side: the same tool union, custom tools written its own way
+    assert chat.spec["maps"]["tool"]["cases"].keys() == responses.spec["maps"]["tool"]["cases"].keys()
+    assert chat.spec["maps"]["tool"]["cases"]["web_search_20250305"] == {"apply": "builtin_tool"}
+    assert responses.spec["maps"]["tool"]["cases"]["web_search_20250305"] == {"apply": "web_search"}
+    with pytest.raises(OverlayError, match="not a mapping"):
+        load("parts/anthropic-messages")
 
 
 def test_overlay_flag_checks_the_version_as_mapping_does(tmp_path: Path) -> None:
