@@ -24,14 +24,13 @@ import anthropic
 import httpx
 import pytest
 
-from mapper.engine.context import Context
 from mapper.engine.proxy import ServeOptions, build_config
 from support.anthropic_client import RecordingTransport, recording_client
 from support.anthropic_invariants import check_anthropic_sse
 from support.anthropic_mapping import ANTHROPIC_CHAT, requires_anthropic_chat
 from support.anthropic_schemas import assert_valid
 from support.fake_upstream import FakeUpstream
-from support.proxy_server import ProxyServer
+from support.proxy_server import ProxyServer, reset_upstreams, serve_routes
 from support.request_reading import content_parts, content_text
 from support.upstream_replies import error_reply, json_reply, sse_reply
 
@@ -76,18 +75,14 @@ def reasoner_upstream():
 
 @pytest.fixture(scope="module")
 def proxy(main_upstream: FakeUpstream, reasoner_upstream: FakeUpstream, tmp_path_factory):
-    path = Path(tmp_path_factory.mktemp("routes")) / "routes.yaml"
-    path.write_text(ROUTES.format(main=main_upstream.origin, reasoner=reasoner_upstream.base_url))
-    config = build_config(ServeOptions(config=str(path)), env={})
-    with ProxyServer(config, new_context=Context) as server:
+    routes = ROUTES.format(main=main_upstream.origin, reasoner=reasoner_upstream.base_url)
+    with serve_routes(routes, tmp_path_factory.mktemp("routes")) as server:
         yield server
 
 
 @pytest.fixture
 def fake(main_upstream: FakeUpstream, reasoner_upstream: FakeUpstream) -> FakeUpstream:
-    main_upstream.reset()
-    reasoner_upstream.reset()
-    return main_upstream
+    return reset_upstreams(main_upstream, reasoner_upstream)
 
 
 @pytest.fixture

@@ -20,17 +20,15 @@ import base64
 import json
 import logging
 import time
-from pathlib import Path
 
 import openai
 import pytest
 from pydantic import BaseModel
 
-from mapper.engine.context import Context
 from mapper.engine.proxy import ServeOptions, build_config
 from mapper.engine.proxy.logs import JsonLines
 from support.fake_upstream import FakeUpstream
-from support.proxy_server import ProxyServer
+from support.proxy_server import ProxyServer, reset_upstreams, serve_routes
 from support.responses_invariants import check_responses_stream
 from support.upstream_replies import error_reply, hang_reply, json_reply, sse_reply
 
@@ -76,18 +74,14 @@ def reasoner_upstream():
 
 @pytest.fixture(scope="module")
 def proxy(main_upstream: FakeUpstream, reasoner_upstream: FakeUpstream, tmp_path_factory):
-    path = Path(tmp_path_factory.mktemp("routes")) / "routes.yaml"
-    path.write_text(ROUTES.format(main=main_upstream.origin, reasoner=reasoner_upstream.base_url))
-    config = build_config(ServeOptions(config=str(path)), env={})
-    with ProxyServer(config, new_context=Context) as server:
+    routes = ROUTES.format(main=main_upstream.origin, reasoner=reasoner_upstream.base_url)
+    with serve_routes(routes, tmp_path_factory.mktemp("routes")) as server:
         yield server
 
 
 @pytest.fixture
 def fake(main_upstream: FakeUpstream, reasoner_upstream: FakeUpstream) -> FakeUpstream:
-    main_upstream.reset()
-    reasoner_upstream.reset()
-    return main_upstream
+    return reset_upstreams(main_upstream, reasoner_upstream)
 
 
 @pytest.fixture

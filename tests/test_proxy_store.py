@@ -29,7 +29,7 @@ from mapper.engine.context import Context
 from mapper.engine.proxy import ProxyApp, ProxyConfig, ServeOptions, build_config
 from mapper.engine.proxy.stored import Turn
 from support.fake_upstream import FakeUpstream
-from support.proxy_server import ProxyServer
+from support.proxy_server import ProxyServer, reset_upstreams, serve_routes
 from support.sse_reader import parse_sse_events
 from support.upstream_replies import error_reply, sse_reply
 
@@ -71,18 +71,14 @@ def routes_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def proxy(main_upstream: FakeUpstream, reasoner_upstream: FakeUpstream,
           routes_dir: Path) -> Iterator[ProxyServer]:
-    path = routes_dir / "routes.yaml"
-    path.write_text(ROUTES.format(main=main_upstream.base_url, reasoner=reasoner_upstream.base_url))
-    config = build_config(ServeOptions(config=str(path)), env={})
-    with ProxyServer(config, new_context=Context) as server:
+    routes = ROUTES.format(main=main_upstream.base_url, reasoner=reasoner_upstream.base_url)
+    with serve_routes(routes, routes_dir) as server:
         yield server
 
 
 @pytest.fixture
 def fake(main_upstream: FakeUpstream, reasoner_upstream: FakeUpstream) -> FakeUpstream:
-    main_upstream.reset()
-    reasoner_upstream.reset()
-    return main_upstream
+    return reset_upstreams(main_upstream, reasoner_upstream)
 
 
 def sdk(base_url: str, key: str = "sk-client") -> openai.OpenAI:

@@ -14,11 +14,13 @@ import asyncio
 import importlib.util
 import socket
 import threading
-from typing import Any, Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 from mapper.engine import deterministic_context
 from mapper.engine.context import Context
-from mapper.engine.proxy import ProxyApp, ProxyConfig
+from mapper.engine.proxy import ProxyApp, ProxyConfig, ServeOptions, build_config
 from mapper.engine.proxy.asgi import serve_until
 from mapper.engine.proxy.front import DEFAULT_LIMITS, Limits
 
@@ -98,3 +100,21 @@ class ProxyServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+@contextmanager
+def serve_routes(routes: str, folder: Path) -> Iterator[ProxyServer]:
+    """The proxy for a routes file whose text is ``routes`` (written into ``folder``), with random
+    ids as ``mapper serve`` has them, and no key taken from the environment."""
+    path = folder / "routes.yaml"
+    path.write_text(routes)
+    config = build_config(ServeOptions(config=str(path)), env={})
+    with ProxyServer(config, new_context=Context) as server:
+        yield server
+
+
+def reset_upstreams(first: Any, *others: Any) -> Any:
+    """Forget every upstream's recorded requests and scripted replies; returns ``first``."""
+    for upstream in (first, *others):
+        upstream.reset()
+    return first
