@@ -26,12 +26,12 @@ from typing import Any
 import jmespath
 import pytest
 import yaml
-from syrupy.extensions.json import JSONSnapshotExtension
 
 from mapper.engine import errors, load_mapping
 from mapper.engine.context import deterministic_context
 from mapper.engine.coverage import API_SCHEMAS
 from support.schemas import assert_valid
+from support.snapshots import BodyLines
 
 ROOT = Path(__file__).parent / "mappings"
 KINDS = ("request", "response", "error")
@@ -125,4 +125,4 @@ def test_fixture(path: Path, snapshot: Any) -> None:
     for expression, wanted in case["expect"].items():
         got = jmespath.search(expression, output)
         assert got == wanted, f"{expression}: expected {wanted!r}, got {got!r}"
-    assert output == snapshot(extension_class=JSONSnapshotExtension)
+    assert output == snapshot(extension_class=BodyLines)

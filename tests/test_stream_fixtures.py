@@ -31,7 +31,6 @@ import jmespath
 import orjson
 import pytest
 import yaml
-from syrupy.extensions.json import JSONSnapshotExtension
 
 from mapper.engine import load_mapping
 from mapper.engine.context import deterministic_context
@@ -41,6 +40,7 @@ from support.anthropic_replay import replay_anthropic_stream
 from support.chat_invariants import check_chat_stream
 from support.responses_invariants import check_responses_stream
 from support.sdk_replay import replay_chat_stream, replay_responses_stream, without_sdk_fields
+from support.snapshots import EventLines
 from support.sse_reader import parse_sse_events
 
 ROOT = Path(__file__).parent / "mappings"
@@ -144,7 +144,7 @@ def test_stream_fixture(path: Path, snapshot: Any) -> None:
     for expression, wanted in case["expect"].items():
         got = jmespath.search(expression, scope)
         assert got == wanted, f"{expression}: expected {wanted!r}, got {got!r}"
-    assert [e for e in events if isinstance(e, dict)] == snapshot(extension_class=JSONSnapshotExtension)
+    assert [e for e in events if isinstance(e, dict)] == snapshot(extension_class=EventLines)
 
 
 def _check_chat_with_sdk(body: bytes, scope: dict[str, Any], request: dict[str, Any]) -> None:
