@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable
 
 from aiohttp import web
 
+from .loop_thread import stop_loop_thread
 from .provider_quirks import (AZURE_PATH, BODY_QUIRKS, KNOWN_QUIRKS, REASONING_QUIRKS, ROUTE_QUIRKS,
                               THINKING_SWITCHES)
 from .toy_model import (Answer, chat_answer, chat_chunks, chat_completion, response_events, response_object,
@@ -172,17 +173,9 @@ class FakeUpstream:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving; in-flight handlers get `STOP_GRACE` seconds, then are cancelled. Idempotent."""
-        thread, loop, stop = self._thread, self._loop, self._stop
-        if thread is None:
+        if self._thread is None:
             return
-        if loop is not None and stop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(stop.set)
-            except RuntimeError:  # the loop closed between the check and the call
-                pass
-        thread.join(timeout)
-        if thread.is_alive():
-            raise RuntimeError(f"FakeUpstream did not stop within {timeout}s")
+        stop_loop_thread(self._thread, self._loop, self._stop, timeout, "FakeUpstream")
         self._thread = self._loop = self._stop = None
         self.port = None
 

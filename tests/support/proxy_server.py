@@ -24,6 +24,8 @@ from mapper.engine.proxy import ProxyApp, ProxyConfig, ServeOptions, build_confi
 from mapper.engine.proxy.asgi import serve_until
 from mapper.engine.proxy.front import DEFAULT_LIMITS, Limits
 
+from .loop_thread import stop_loop_thread
+
 
 class ProxyServer:
     """``ProxyApp(config)`` served from a thread; ``base_url`` ends in ``/v1``."""
@@ -82,18 +84,9 @@ class ProxyServer:
             loop.close()
 
     def stop(self, timeout: float = 10.0) -> None:
-        thread, loop, stop = self._thread, self._loop, self._stop
-        if thread is None:
-            return
-        if loop is not None and stop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(stop.set)
-            except RuntimeError:
-                pass  # the loop has ended already
-        thread.join(timeout)
-        self._thread = None
-        if thread.is_alive():
-            raise RuntimeError(f"the proxy did not stop within {timeout}s")
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            stop_loop_thread(thread, self._loop, self._stop, timeout, "the proxy")
 
     def __enter__(self) -> "ProxyServer":
         return self.start()
