@@ -70,6 +70,8 @@ def write_path(w: SourceWriter, expression: str, scope: str) -> Code:
                        f"raise CoercionError({expression + ': '!r} + str(error)) from None")):
             w(f"{target} = {write_expression(w, node, scope)}")
         return Code(target, fresh=True)
+    if scope == "scope":
+        return _write_shared(w, path_segments(expression))
     target = w.var("p")
     _write_plain(w, path_segments(expression), scope, target)
     return Code(target, fresh=True)
@@ -93,6 +95,52 @@ def _write_plain(w: SourceWriter, segments: list[str | int], scope: str, target:
         for segment in segments:
             open_if(f"{target} is not None")
             _write_step(w, target, segment)
+
+
+def _write_shared(w: SourceWriter, segments: list[str | int]) -> Code:
+    """A plain path read from a function's own ``scope``, sharing steps already read in it.
+
+    Rules of one function often read paths with a common start: a stream chunk's rules all read
+    ``choices[0].delta``. A generated function never rebinds its ``scope``, so each step's value
+    is kept in a variable of its own and a later path starts from the longest prefix read before
+    (``SourceWriter.recall``). The value's own variable stays the caller's: only the prefixes are kept.
+    """
+    start, base = 0, "scope"
+    for end in range(len(segments), 0, -1):
+        known = w.recall(("scope", *segments[:end]))
+        if known is not None:
+            start, base = end, known
+            break
+    if start == len(segments):
+        return Code(base)
+    steps = segments[start:]
+    targets = [w.var("p") for _ in steps]
+    # the first step from the scope itself is unconditional, so only later ones start as None
+    unconditional = base == "scope" and isinstance(steps[0], str)
+    pending = targets[1:] if unconditional else targets
+    if pending:
+        w(" = ".join(pending) + " = None")
+    getter = w.getters.get(base)
+    with w.nested() as open_if:
+        previous = base
+        for step, target in zip(steps, targets):
+            if isinstance(step, int):
+                size = step + 1 if step >= 0 else -step
+                open_if(f"{previous}.__class__ is list and len({previous}) >= {size}")
+                w(f"{target} = {previous}[{step}]")
+            elif previous == base == "scope" and getter is not None:
+                w(f"{target} = {getter}({step!r})")  # the scope is known to be a dict
+            elif previous == "scope":
+                _write_get(w, previous, step, target)
+            else:
+                open_if(f"{previous} is not None")
+                with w.trying(("AttributeError", "pass")):  # the target stays None
+                    w(f"{target} = {previous}.get({step!r})")
+            previous = target
+    # the prefixes are kept; the value itself is the caller's to rebind (a modifier's v = f(v))
+    for end, target in enumerate(targets[:-1], start + 1):
+        w.remember(("scope", *segments[:end]), target)
+    return Code(targets[-1], fresh=True)
 
 
 def _write_step(w: SourceWriter, target: str, segment: str | int) -> None:

@@ -58,13 +58,16 @@ class SourceWriter:
     """Lines of one function body, with indentation and fresh local names."""
 
     def __init__(self, names: Names, namespace: dict[str, Any], level: int = 1,
-                 getters: dict[str, str] | None = None) -> None:
+                 getters: dict[str, str] | None = None,
+                 known: dict[Any, tuple[str, int]] | None = None) -> None:
         self.names = names
         self.namespace = namespace
         self._lines: list[tuple[int, str]] = []  # (indentation level, statement)
         self.level = level
         # variables known to hold a dict, and the local their bound ``.get`` is in
         self.getters: dict[str, str] = getters if getters is not None else {}
+        # values already read into a local (``remember``): key -> (variable, level it was bound at)
+        self._known: dict[Any, tuple[str, int]] = known if known is not None else {}
         # whether the statements written may raise a run error (ConversionError): the writers of
         # such statements say so (``may_raise``), so that a rule that cannot fail is not wrapped
         # in a try that names it
@@ -86,6 +89,7 @@ class SourceWriter:
             yield
         finally:
             self.level -= 1
+            self._forget_inner()
 
     @contextmanager
     def trying(self, *handlers: tuple[str, str]) -> Iterator[None]:
@@ -110,10 +114,30 @@ class SourceWriter:
             yield open_if
         finally:
             self.level -= opened[0]
+            self._forget_inner()
 
     def may_raise(self) -> None:
         """Note that what was just written may raise a run error (a ``raise``, a call that can fail)."""
         self.raises = True
+
+    def remember(self, key: Any, variable: str) -> None:
+        """Note that ``variable`` holds the value ``key`` names from here to the end of this block.
+
+        ``variable`` must never be rebound afterwards; a later ``recall(key)`` in this block or one
+        nested in it returns it, so that the value is not computed again.
+        """
+        self._known[key] = (variable, self.level)
+
+    def recall(self, key: Any) -> str | None:
+        """The variable ``remember`` noted for ``key``, if it is bound wherever the next line runs."""
+        known = self._known.get(key)
+        return known[0] if known is not None and known[1] <= self.level else None
+
+    def _forget_inner(self) -> None:
+        # a variable first bound inside a block that has closed may be unbound after it
+        if self._known:
+            for key in [key for key, (_, level) in self._known.items() if level > self.level]:
+                del self._known[key]
 
     def var(self, hint: str = "v") -> str:
         return self.names.fresh(hint)
@@ -126,7 +150,7 @@ class SourceWriter:
 
     def child(self) -> "SourceWriter":
         """A writer at this one's level for lines to ``adopt`` later (or to drop, on a spec error)."""
-        return SourceWriter(self.names, self.namespace, self.level, self.getters)
+        return SourceWriter(self.names, self.namespace, self.level, self.getters, self._known)
 
     def adopt(self, child: "SourceWriter", *handlers: tuple[str, str]) -> None:
         """Add ``child``'s lines; inside ``try:`` with ``handlers`` when they may raise a run error.

@@ -10,6 +10,7 @@ from typing import Any
 
 import jmespath
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jmespath import exceptions as jmespath_errors
@@ -17,6 +18,8 @@ from jmespath import exceptions as jmespath_errors
 from mapper.engine.context import Context
 from mapper.engine.errors import CoercionError, ExpressionError
 from mapper.engine.paths import WHOLE, compile_path, fields_read, input_path, is_plain
+from mapper.engine.ops import truthy
+from support.rules import code, rule
 
 DOCUMENT = {
     "model": "m",
@@ -142,3 +145,32 @@ def test_context_paths_read_the_context_whatever_the_scope() -> None:
     for scope in (None, {"a": 2}, [1]):
         assert compile_path("$request.a[0].b")(scope, ctx) == 1
         assert compile_path("$request")(scope, ctx) == {"a": [{"b": 1}]}
+
+
+SHARED = ["a.b.c", "a.b", "a[0].b", "a[0].c", "a.b[2].c", "a.b.c.a", "choices[0].model", "choices[0]", "a"]
+GUARDS = ["x", "y", "z", "a.b", None]
+# documents whose guards (x, y, z) hold in every combination
+GUARDED = st.one_of(DOCUMENTS, st.fixed_dictionaries({"x": st.booleans(), "y": st.booleans(), "z": st.booleans()},
+                                                     optional={"a": DOCUMENTS, "choices": DOCUMENTS}))
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(document=GUARDED, picks=st.lists(st.tuples(st.sampled_from(SHARED), st.sampled_from(GUARDS)),
+                                        min_size=2, max_size=6))
+def test_paths_sharing_a_prefix_in_one_function_agree_with_jmespath(document: Any, picks: list) -> None:
+    # One function reads several paths, some only under a guard that reads another path: the steps
+    # they share are read once (SourceWriter.recall), and a step first read inside a guard's
+    # block must not be reused after the block, where it may never have been bound.
+    fields = {f"f{n}": expression if guard is None else {"when": guard, "from": expression}
+              for n, (expression, guard) in enumerate(picks)}
+    got = rule(yaml.safe_dump({"emit": fields}))(document, Context())
+    for name, (expression, guard) in zip(fields, picks):
+        if guard is not None and not truthy(jmespath.search(guard, document)):
+            assert name not in got  # the guard failed: no value
+        else:
+            assert got.get(name) == jmespath.search(expression, document), name
+
+
+def test_a_shared_step_is_read_once() -> None:
+    _, written = code('{emit: {x: "choices[0].delta.content", y: "choices[0].delta.refusal", z: "choices[0].index"}}')
+    assert written.count("get('choices')") == 1 and written.count("get('delta')") == 1
