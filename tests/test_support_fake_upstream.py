@@ -496,6 +496,33 @@ def test_reasoning_content_accepts_tool_history_that_sends_it_back() -> None:
         assert chat(upstream, messages=fixed).json()["choices"][0]["message"]["content"] == "tool said: sun"
 
 
+@pytest.mark.parametrize(("quirk", "field"), [("responses_reasoning_text", "content"),
+                                               ("responses_reasoning_summary", "summary")])
+def test_responses_reasoning_quirks_think_when_asked(quirk: str, field: str) -> None:
+    text_type = {"content": "reasoning_text", "summary": "summary_text"}[field]
+    with FakeUpstream(quirks=[quirk]) as upstream:
+        plain = respond(upstream, input="why sky").json()
+        assert [item["type"] for item in plain["output"]] == ["message"]
+        for effort in ("none", None):
+            asked = {"reasoning": {"effort": effort}} if effort else {}
+            assert respond(upstream, input="why sky", **asked).json()["output"][0]["type"] == "message"
+        full = respond(upstream, input="why sky", reasoning={"effort": "low"}).json()
+        assert_valid("responses.response", full)
+        reasoning, message = full["output"]
+        assert reasoning[field] == [{"type": text_type, "text": "thinking about: why sky"}]
+        assert message["content"][0]["text"] == "echo: why sky"
+        assert full["usage"]["output_tokens_details"]["reasoning_tokens"] == 4  # a word is a token
+        assert full["usage"]["output_tokens"] == 4 + 3
+        pairs = event_frames(respond(upstream, input="why sky", reasoning={"effort": "low"}, stream=True).text)
+    for _, event in pairs:
+        assert_valid_event(event)
+    deltas = [event for name, event in pairs if name.startswith("response.reasoning") and name.endswith(".delta")]
+    assert "".join(event["delta"] for event in deltas) == "thinking about: why sky"
+    assert {event["output_index"] for event in deltas} == {0}
+    streamed = pairs[-1][1]["response"]["output"]
+    assert [{**item, "id": None} for item in streamed] == [{**item, "id": None} for item in full["output"]]
+
+
 @pytest.mark.parametrize(
     ("quirks", "thinking", "not_thinking"),
     [
