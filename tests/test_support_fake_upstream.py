@@ -19,6 +19,7 @@ import pytest
 from support.fake_upstream import FakeUpstream
 from support.provider_quirks import BODY_QUIRKS, KNOWN_QUIRKS
 from support.schemas import assert_valid, assert_valid_event
+from support.scripted_agent import AgentPlan, Function
 from support.upstream_replies import error_reply, hang_reply, json_reply, raw_reply, sse_reply
 
 TIMEOUT = httpx.Timeout(5.0)
@@ -307,6 +308,28 @@ def test_responses_stream_parallel_calls_and_incomplete(upstream: FakeUpstream) 
 
 
 # --------------------------------------------------------------------------------------------- scripted replies
+
+
+def test_an_agent_plan_answers_both_apis() -> None:
+    plan = AgentPlan((Function("get_weather", {"q": "Paris"}),), final="Said: {output}")
+    with FakeUpstream(chat_model=plan.answer, responses_model=plan.answer) as upstream:
+        message = chat(upstream, messages=user("weather?"), tools=TOOLS).json()["choices"][0]["message"]
+        [call] = message["tool_calls"]
+        assert (call["id"], call["function"]["name"]) == ("call_step_1", "get_weather")
+        assert json.loads(call["function"]["arguments"]) == {"q": "Paris"}
+        history = [*user("weather?"), {"role": "assistant", "content": None, "tool_calls": [call]},
+                   {"role": "tool", "tool_call_id": "call_step_1", "content": "rain"}]
+        assert chat(upstream, messages=history, tools=TOOLS).json()["choices"][0]["message"]["content"] == "Said: rain"
+
+        [item] = respond(upstream, input="weather?", tools=RESPONSES_TOOLS).json()["output"]
+        assert (item["type"], item["call_id"], item["name"]) == ("function_call", "call_step_1", "get_weather")
+        items = [{"role": "user", "content": "weather?"}, {key: item[key] for key in ("type", "call_id", "name",
+                                                                                      "arguments")},
+                 {"type": "function_call_output", "call_id": "call_step_1", "output": "rain"}]
+        answer = respond(upstream, input=items, tools=RESPONSES_TOOLS).json()["output"][0]
+        assert answer["content"][0]["text"] == "Said: rain"
+        refused = respond(upstream, input="weather?").json()["output"][0]["content"][0]["text"]
+        assert "needs a tool that is not among the offered tools []" in refused
 
 
 def test_scripted_replies_are_consumed_in_order_then_default(upstream: FakeUpstream) -> None:
