@@ -100,13 +100,15 @@ def driver_result(document: Json) -> Json:
     raise AssertionError(f"the client failed: {document['error'][:2000]}\n{shown}")
 
 
-def serve_on_defaults(upstream_url: str, folder: Path, store: bool = False) -> MapperServe:
+def serve_on_defaults(upstream_url: str, folder: Path, store: bool = False,
+                      mapping: str = "openai-chat") -> MapperServe:
     """``mapper serve --mapping openai-chat`` on its defaults, in front of ``upstream_url`` (not started).
 
     No ``--option`` and no ``--overlay``: the claim is that the clients work as a user starts mapper.
-    With ``store``, a SQLite response store in ``folder`` (``--store``).
+    With ``store``, a SQLite response store in ``folder`` (``--store``). ``mapping="openai-responses"``
+    is the reverse direction: chat clients in front of a Responses upstream.
     """
-    args = ["--mapping", "openai-chat", "--upstream", upstream_url]
+    args = ["--mapping", mapping, "--upstream", upstream_url]
     if store:
         args += ["--store", f"sqlite:///{folder / 'responses.sqlite3'}"]
     return MapperServe(args, folder)
