@@ -82,3 +82,18 @@ def mapper_without_store(upstream_server: FakeUpstream, tmp_path_factory):
 
     with serve_on_defaults(upstream_server.base_url, tmp_path_factory.mktemp("mapper")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def mapper_to_responses(upstream_server: FakeUpstream, tmp_path_factory):
+    """``mapper serve --mapping openai-responses`` on its defaults: chat clients, a Responses upstream.
+
+    The reverse direction of ``mapper_without_store``, for chat-only clients (AgentScope); the module
+    overrides ``upstream_server`` with one that answers only the Responses API (``no_chat_endpoint``),
+    so every answer its client gets has been converted.
+    """
+    from support.real_clients import serve_on_defaults
+
+    folder = tmp_path_factory.mktemp("mapper")
+    with serve_on_defaults(upstream_server.base_url, folder, mapping="openai-responses") as server:
+        yield server

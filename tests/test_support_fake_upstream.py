@@ -19,6 +19,7 @@ import pytest
 from support.fake_upstream import FakeUpstream
 from support.provider_quirks import BODY_QUIRKS, KNOWN_QUIRKS
 from support.schemas import assert_valid, assert_valid_event
+from support.scripted_agent import AgentPlan, Function
 from support.upstream_replies import error_reply, hang_reply, json_reply, raw_reply, sse_reply
 
 TIMEOUT = httpx.Timeout(5.0)
@@ -309,6 +310,28 @@ def test_responses_stream_parallel_calls_and_incomplete(upstream: FakeUpstream) 
 # --------------------------------------------------------------------------------------------- scripted replies
 
 
+def test_an_agent_plan_answers_both_apis() -> None:
+    plan = AgentPlan((Function("get_weather", {"q": "Paris"}),), final="Said: {output}")
+    with FakeUpstream(chat_model=plan.answer, responses_model=plan.answer) as upstream:
+        message = chat(upstream, messages=user("weather?"), tools=TOOLS).json()["choices"][0]["message"]
+        [call] = message["tool_calls"]
+        assert (call["id"], call["function"]["name"]) == ("call_step_1", "get_weather")
+        assert json.loads(call["function"]["arguments"]) == {"q": "Paris"}
+        history = [*user("weather?"), {"role": "assistant", "content": None, "tool_calls": [call]},
+                   {"role": "tool", "tool_call_id": "call_step_1", "content": "rain"}]
+        assert chat(upstream, messages=history, tools=TOOLS).json()["choices"][0]["message"]["content"] == "Said: rain"
+
+        [item] = respond(upstream, input="weather?", tools=RESPONSES_TOOLS).json()["output"]
+        assert (item["type"], item["call_id"], item["name"]) == ("function_call", "call_step_1", "get_weather")
+        items = [{"role": "user", "content": "weather?"}, {key: item[key] for key in ("type", "call_id", "name",
+                                                                                      "arguments")},
+                 {"type": "function_call_output", "call_id": "call_step_1", "output": "rain"}]
+        answer = respond(upstream, input=items, tools=RESPONSES_TOOLS).json()["output"][0]
+        assert answer["content"][0]["text"] == "Said: rain"
+        refused = respond(upstream, input="weather?").json()["output"][0]["content"][0]["text"]
+        assert "needs a tool that is not among the offered tools []" in refused
+
+
 def test_scripted_replies_are_consumed_in_order_then_default(upstream: FakeUpstream) -> None:
     upstream.expect("/v1/chat/completions", json_reply({"n": 1}), json_reply({"n": 2}, status=201))
     upstream.expect("chat/completions", raw_reply(b"<html>bad gateway</html>", 502, {"content-type": "text/html"}))
@@ -494,6 +517,33 @@ def test_reasoning_content_accepts_tool_history_that_sends_it_back() -> None:
     fixed = [bad[0], {**bad[1], "reasoning_content": "thinking"}, bad[2]]
     with FakeUpstream(quirks=["reasoning_content"]) as upstream:
         assert chat(upstream, messages=fixed).json()["choices"][0]["message"]["content"] == "tool said: sun"
+
+
+@pytest.mark.parametrize(("quirk", "field"), [("responses_reasoning_text", "content"),
+                                               ("responses_reasoning_summary", "summary")])
+def test_responses_reasoning_quirks_think_when_asked(quirk: str, field: str) -> None:
+    text_type = {"content": "reasoning_text", "summary": "summary_text"}[field]
+    with FakeUpstream(quirks=[quirk]) as upstream:
+        plain = respond(upstream, input="why sky").json()
+        assert [item["type"] for item in plain["output"]] == ["message"]
+        for effort in ("none", None):
+            asked = {"reasoning": {"effort": effort}} if effort else {}
+            assert respond(upstream, input="why sky", **asked).json()["output"][0]["type"] == "message"
+        full = respond(upstream, input="why sky", reasoning={"effort": "low"}).json()
+        assert_valid("responses.response", full)
+        reasoning, message = full["output"]
+        assert reasoning[field] == [{"type": text_type, "text": "thinking about: why sky"}]
+        assert message["content"][0]["text"] == "echo: why sky"
+        assert full["usage"]["output_tokens_details"]["reasoning_tokens"] == 4  # a word is a token
+        assert full["usage"]["output_tokens"] == 4 + 3
+        pairs = event_frames(respond(upstream, input="why sky", reasoning={"effort": "low"}, stream=True).text)
+    for _, event in pairs:
+        assert_valid_event(event)
+    deltas = [event for name, event in pairs if name.startswith("response.reasoning") and name.endswith(".delta")]
+    assert "".join(event["delta"] for event in deltas) == "thinking about: why sky"
+    assert {event["output_index"] for event in deltas} == {0}
+    streamed = pairs[-1][1]["response"]["output"]
+    assert [{**item, "id": None} for item in streamed] == [{**item, "id": None} for item in full["output"]]
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,9 @@ How it is put together:
 - **Replies** (`upstream_replies`) are small frozen dataclasses that know how to send themselves. Tests
   queue them per path with `FakeUpstream.expect`; the default answers are sent as the same kinds.
 - **The toy model** (`toy_model`) is deterministic and speaks both Chat Completions and Responses,
-  streaming or not; it answers whatever no script answers. Another chat model can take its place
-  (`chat_model=`, e.g. `scripted_agent.AgentPlan(...).answer` for an agent client's tool loop).
+  streaming or not; it answers whatever no script answers. Another model can take its place on either
+  API (`chat_model=`, `responses_model=`, e.g. `scripted_agent.AgentPlan(...).answer` for an agent
+  client's tool loop).
 - **Quirks** (`provider_quirks`) reject what a real provider rejects before any scripted or default
   reply; the server applies them, along with auth and Azure's addressing.
 - **The server** is aiohttp in a background thread with its own event loop. It runs with
@@ -33,8 +34,8 @@ from typing import Any, Callable, Iterable
 from aiohttp import web
 
 from .loop_thread import stop_loop_thread
-from .provider_quirks import (AZURE_PATH, BODY_QUIRKS, KNOWN_QUIRKS, REASONING_QUIRKS, ROUTE_QUIRKS,
-                              THINKING_SWITCHES)
+from .provider_quirks import (AZURE_PATH, BODY_QUIRKS, KNOWN_QUIRKS, REASONING_QUIRKS, RESPONSES_REASONING_QUIRKS,
+                              ROUTE_QUIRKS, THINKING_SWITCHES)
 from .toy_model import (Answer, chat_answer, chat_chunks, chat_completion, response_events, response_object,
                         responses_answer)
 from .upstream_replies import DROPPED, ERROR_FORMATS, ErrorReply, JsonReply, Reply, SseReply, event_frame
@@ -79,9 +80,11 @@ class FakeUpstream:
         api_key: str | None = None,
         stream_delay: float = 0.0,
         chat_model: Callable[[Json, bool], Answer] = chat_answer,
+        responses_model: Callable[[Json, bool], Answer] = responses_answer,
     ) -> None:
         self.models = tuple(models)
         self.chat_model = chat_model  # (chat request, reasoning on) -> Answer; a scripted agent plugs in here
+        self.responses_model = responses_model  # the same for Responses requests
         self.stream_delay = stream_delay  # seconds between default-model stream frames
         self.quirks = tuple(quirks)
         unknown = sorted(set(self.quirks) - KNOWN_QUIRKS)
@@ -93,6 +96,8 @@ class FakeUpstream:
         self.api_key = api_key
         self.error_format = next((q for q in self.quirks if q in ERROR_FORMATS), "openai")
         self.reasoning_key = next((REASONING_QUIRKS[q] for q in self.quirks if q in REASONING_QUIRKS), None)
+        self.reasoning_in = next((RESPONSES_REASONING_QUIRKS[q] for q in self.quirks
+                                  if q in RESPONSES_REASONING_QUIRKS), None)
         self.blocked_paths = frozenset().union(*(ROUTE_QUIRKS[q] for q in self.quirks if q in ROUTE_QUIRKS))
         self.requests: list[Recorded] = []
         self.disconnects = 0
@@ -302,12 +307,14 @@ class FakeUpstream:
         return SseReply(tuple(chunks), self.stream_delay)
 
     def _responses(self, body: Json) -> Reply:
-        answer = responses_answer(body)
+        effort = (body.get("reasoning") or {}).get("effort")
+        reasoning_in = self.reasoning_in if effort not in (None, "none") else None
+        answer = self.responses_model(body, reasoning_in is not None)
         number = next(self._numbers)
         model = body.get("model") or self.models[0]
         if not body.get("stream"):
-            return JsonReply(response_object(body, answer, number, model))
-        events = response_events(body, answer, number, model)
+            return JsonReply(response_object(body, answer, number, model, reasoning_in))
+        events = response_events(body, answer, number, model, reasoning_in)
         return SseReply(tuple(event_frame(event) for event in events), self.stream_delay)
 
 

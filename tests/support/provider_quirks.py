@@ -3,7 +3,8 @@
 A quirk rejects what a real provider rejects *before* any scripted or default reply. Most are named
 checks on the request body (`BODY_QUIRKS`, each returning the provider's error message or None); the rest
 are tables the server consults: paths that answer 404 (`ROUTE_QUIRKS`), the chat field reasoning goes in
-(`REASONING_QUIRKS`) and the switches that turn thinking on (`THINKING_SWITCHES`), plus Azure's
+(`REASONING_QUIRKS`), the field of a Responses reasoning item it goes in (`RESPONSES_REASONING_QUIRKS`)
+and the switches that turn thinking on (`THINKING_SWITCHES`), plus Azure's
 addressing (`AZURE_PATH`). The rest act elsewhere: `error_format_*` picks a shape from
 `upstream_replies.ERROR_FORMATS`, and the server checks the `require_auth` and `azure` keys.
 `KNOWN_QUIRKS` names them all, so a misspelt quirk fails when the `FakeUpstream` is built.
@@ -160,6 +161,14 @@ REASONING_QUIRKS: dict[str, str] = {
     "enable_thinking": "reasoning_content",  # DashScope
 }
 
+# quirk → where a Responses upstream puts its reasoning item's text: raw `reasoning_text` content (gpt-oss
+# behind vLLM or Ollama) or `summary_text` summaries (OpenAI's reasoning models). Such a model thinks when
+# the request sets `reasoning.effort` (other than "none"), the one switch a chat client can reach
+RESPONSES_REASONING_QUIRKS: dict[str, str] = {
+    "responses_reasoning_text": "content",
+    "responses_reasoning_summary": "summary",
+}
+
 # quirk → whether a request asks the model to think; a model with a reasoning quirk thinks unless one says no
 THINKING_SWITCHES: dict[str, Callable[[Json], bool]] = {
     # DashScope hybrid models think only when asked (https://www.alibabacloud.com/help/en/model-studio/deep-thinking)
@@ -173,7 +182,8 @@ AZURE_PATH = re.compile(
     r"^/openai/(?:deployments/(?P<deployment>[^/]+)|v1)(?P<endpoint>/chat/completions|/responses|/models)$"
 )
 
-KNOWN_QUIRKS = frozenset().union(BODY_QUIRKS, ROUTE_QUIRKS, REASONING_QUIRKS, THINKING_SWITCHES) | {
+KNOWN_QUIRKS = frozenset().union(BODY_QUIRKS, ROUTE_QUIRKS, REASONING_QUIRKS, RESPONSES_REASONING_QUIRKS,
+                                  THINKING_SWITCHES) | {
     "azure",
     "error_format_detail",
     "error_format_string",

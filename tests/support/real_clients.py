@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any, NoReturn
@@ -66,6 +67,7 @@ def require_npm_package(package: str) -> Path:
 
 def require_python_package(module: str, distribution: str) -> Any:
     """Import ``module`` at the version the ``test`` extra pins for ``distribution``, or skip (fail under CI)."""
+    _forget_checkout_alias(module)
     extra = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]["test"]
     pinned = next(entry.split("==", 1)[1] for entry in extra if entry.startswith(f"{distribution}=="))
     if importlib.util.find_spec(module) is None:
@@ -74,6 +76,19 @@ def require_python_package(module: str, distribution: str) -> Any:
     if installed != pinned:
         unavailable(f"{distribution} {installed} is installed but {pinned} is pinned: run {PIP_INSTALL}")
     return importlib.import_module(module)
+
+
+def _forget_checkout_alias(module: str) -> None:
+    """Drop ``sys.modules[module]`` when it is this checkout's root package under its folder's name.
+
+    The repository root is a package (``__init__.py``), and pytest imports it under the name of the
+    folder it is checked out in (``Package.setup``); in a folder named like a client (a worktree
+    called ``agentscope``) that name would then be this repository rather than the installed client.
+    """
+    loaded = sys.modules.get(module)
+    if loaded is not None and Path(getattr(loaded, "__file__", None) or "").resolve() == PYPROJECT.with_name(
+            "__init__.py"):
+        del sys.modules[module]
 
 
 def run_driver(driver: str, scenario: str, base_url: str, timeout: float = NODE_TIMEOUT) -> Json:
@@ -100,13 +115,15 @@ def driver_result(document: Json) -> Json:
     raise AssertionError(f"the client failed: {document['error'][:2000]}\n{shown}")
 
 
-def serve_on_defaults(upstream_url: str, folder: Path, store: bool = False) -> MapperServe:
+def serve_on_defaults(upstream_url: str, folder: Path, store: bool = False,
+                      mapping: str = "openai-chat") -> MapperServe:
     """``mapper serve --mapping openai-chat`` on its defaults, in front of ``upstream_url`` (not started).
 
     No ``--option`` and no ``--overlay``: the claim is that the clients work as a user starts mapper.
-    With ``store``, a SQLite response store in ``folder`` (``--store``).
+    With ``store``, a SQLite response store in ``folder`` (``--store``). ``mapping="openai-responses"``
+    is the reverse direction: chat clients in front of a Responses upstream.
     """
-    args = ["--mapping", "openai-chat", "--upstream", upstream_url]
+    args = ["--mapping", mapping, "--upstream", upstream_url]
     if store:
         args += ["--store", f"sqlite:///{folder / 'responses.sqlite3'}"]
     return MapperServe(args, folder)

@@ -1,20 +1,21 @@
-"""A scripted chat model for agent clients such as Codex: a plan of tool calls, then an answer.
+"""A scripted model for agent clients such as Codex: a plan of tool calls, then an answer.
 
 The toy model (``toy_model``) calls a tool once when the user names it; an agent client needs more:
 it sends the task, runs every tool call the model makes, sends the output back, and repeats until
-the model answers in text. ``AgentPlan`` plays that model over Chat Completions. Which step comes
-next is read off the request itself (the tool results after the last user message), so the plan
-keeps no state: it answers the same whether the client resends the whole history or a proxy
-rebuilds it from a response store, and a retried request gets the same answer.
+the model answers in text. ``AgentPlan`` plays that model over Chat Completions or the Responses
+API (where a ``function_call_output`` item is a tool result). Which step comes next is read off the
+request itself (the tool results after the last user message), so the plan keeps no state: it
+answers the same whether the client resends the whole history or a proxy rebuilds it from a
+response store, and a retried request gets the same answer.
 
 A step is a ``Shell`` command, run through whichever shell tool the client offers, found by name
 with the arguments that tool takes (Codex offers ``exec_command`` with ``cmd``; older builds
 ``shell_command`` or ``shell``; Claude Code ``Bash`` with ``command`` and ``description``), a
 ``Patch`` for Codex's freeform ``apply_patch`` tool (a function taking ``input`` once mapper has
-turned it into a chat tool), or a ``Namespaced`` call of a tool inside one of the client's
-``namespace`` groups. A request that does not offer the tool a step needs gets a text answer
-naming the tools it did offer, so a test that expected the step to run fails with that in its
-message.
+turned it into a chat tool), a ``Namespaced`` call of a tool inside one of the client's
+``namespace`` groups, or a ``Function`` call of a tool the client registered under that name. A
+request that does not offer the tool a step needs gets a text answer naming the tools it did
+offer, so a test that expected the step to run fails with that in its message.
 
     plan = AgentPlan((Shell("printf hi > note.txt"), Shell("cat note.txt")), final="Read: {last_line}")
     with FakeUpstream(chat_model=plan.answer) as upstream: ...
@@ -82,6 +83,17 @@ class Namespaced:
 
 
 @dataclass(frozen=True, slots=True)
+class Function:
+    """Call the function tool ``name`` with ``arguments``."""
+
+    name: str
+    arguments: Json
+
+    def call(self, offered: set[str]) -> tuple[str, Json] | None:
+        return (self.name, self.arguments) if self.name in offered else None
+
+
+@dataclass(frozen=True, slots=True)
 class AgentPlan:
     """Make one call per turn, ``steps`` in order, then answer ``final``.
 
@@ -90,12 +102,12 @@ class AgentPlan:
     the client and the proxy.
     """
 
-    steps: tuple[Shell | Patch | Namespaced, ...]
+    steps: tuple[Shell | Patch | Namespaced | Function, ...]
     final: str = "Done: {last_line}"
 
     def answer(self, body: Json, reasoning: bool = False) -> Answer:
-        """The next step for a chat request: one tool call, or the final text."""
-        messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+        """The next step for a chat or Responses request: one tool call, or the final text."""
+        messages = conversation(body)
         outputs = tool_outputs_since_user(messages)
         prompt_words = sum(len(content_text(m.get("content")).split()) for m in messages)
         if len(outputs) >= len(self.steps):
@@ -123,6 +135,17 @@ def _thoughts(step: int, reasoning: bool) -> tuple[str, ...]:
     return split_words(f"planning step {step + 1}" if step >= 0 else "ready to answer") if reasoning else ()
 
 
+def conversation(body: Json) -> list[Json]:
+    """Chat `messages`, or a Responses `input` read as chat messages (a `function_call_output` as a `tool` one)."""
+    if isinstance(body.get("messages"), list):
+        return [m for m in body["messages"] if isinstance(m, dict)]
+    items = body.get("input")
+    if isinstance(items, str):
+        return [{"role": "user", "content": items}]
+    return [{"role": "tool", "content": item.get("output")} if item.get("type") == "function_call_output" else item
+            for item in items or [] if isinstance(item, dict) and ("role" in item or "output" in item)]
+
+
 def tool_outputs_since_user(messages: list[Json]) -> list[str]:
     """The text of each `tool` message after the last `user` message."""
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
@@ -130,6 +153,6 @@ def tool_outputs_since_user(messages: list[Json]) -> list[str]:
 
 
 def function_names(body: Json) -> set[str]:
-    """The names of the function tools a chat request offers."""
-    return {tool["function"]["name"] for tool in body.get("tools") or []
-            if isinstance(tool, dict) and tool.get("type") == "function" and "name" in (tool.get("function") or {})}
+    """The names of the function tools a chat or Responses request offers."""
+    tools = [tool for tool in body.get("tools") or [] if isinstance(tool, dict) and tool.get("type") == "function"]
+    return {(tool.get("function") or tool).get("name") for tool in tools} - {None}

@@ -196,7 +196,7 @@ def chat_chunks(
 # ---- responses
 
 
-def responses_answer(body: Json) -> Answer:
+def responses_answer(body: Json, reasoning: bool = False) -> Answer:
     """Run the toy model on a Responses request."""
     items = body.get("input")
     if isinstance(items, str):
@@ -210,11 +210,33 @@ def responses_answer(body: Json) -> Answer:
     texts = [content_text(message.get("content")) for message in request_messages({"input": items})]
     prompt_words = _words(content_text(body.get("instructions")), *texts, *outputs)
     user_text = _last_user_text(request_messages({"input": items}))
-    return think(user_text, tool_output, names, body.get("max_output_tokens"), prompt_words)
+    return think(user_text, tool_output, names, body.get("max_output_tokens"), prompt_words, reasoning)
 
 
-def _response_items(answer: Answer, number: int, final: bool) -> list[Json]:
-    """Output items as `output_item.added` shows them (`final=False`) or as they end."""
+def _response_items(answer: Answer, number: int, final: bool, reasoning_in: str | None = None) -> list[Json]:
+    """Output items as `output_item.added` shows them (`final=False`) or as they end.
+
+    With ``reasoning_in`` ("content" or "summary", see ``provider_quirks.RESPONSES_REASONING_QUIRKS``)
+    the answer's reasoning comes first, as a reasoning item with its text in that field.
+    """
+    items = [_reasoning_item(answer, number, final, reasoning_in)] if reasoning_in and answer.reasoning else []
+    return items + _answer_items(answer, number, final)
+
+
+def _reasoning_item(answer: Answer, number: int, final: bool, reasoning_in: str) -> Json:
+    item: Json = {"type": "reasoning", "id": f"rs_fake_{number}", "summary": []}
+    if reasoning_in == "content":
+        item["content"] = [{"type": "reasoning_text", "text": answer.reasoning_text}] if final else []
+    elif final:
+        item["summary"] = [_summary_text(answer.reasoning_text)]
+    return item
+
+
+def _summary_text(text: str) -> Json:
+    return {"type": "summary_text", "text": text}
+
+
+def _answer_items(answer: Answer, number: int, final: bool) -> list[Json]:
     if answer.tool_calls:
         return [
             {
@@ -244,19 +266,23 @@ def _output_text(text: str) -> Json:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def response_object(body: Json, answer: Answer | None, number: int, model: str) -> Json:
+def response_object(
+    body: Json, answer: Answer | None, number: int, model: str, reasoning_in: str | None = None
+) -> Json:
     """A `response` object; `answer=None` gives the in-progress shell that opens a stream."""
     if answer is None:
         status, output, usage, incomplete = "in_progress", [], None, None
     else:
         status = "incomplete" if answer.truncated else "completed"
-        output = _response_items(answer, number, final=True)
+        output = _response_items(answer, number, True, reasoning_in)
+        reasoning_tokens = len(answer.reasoning) if reasoning_in else 0
+        output_tokens = answer.output_words + reasoning_tokens
         usage = {
             "input_tokens": answer.prompt_words,
             "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-            "output_tokens": answer.output_words,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": answer.prompt_words + answer.output_words,
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+            "total_tokens": answer.prompt_words + output_tokens,
         }
         incomplete = {"reason": "max_output_tokens"} if answer.truncated else None
     return {
@@ -287,19 +313,23 @@ def response_object(body: Json, answer: Answer | None, number: int, model: str) 
     }
 
 
-def response_events(body: Json, answer: Answer, number: int, model: str) -> list[Json]:
+def response_events(
+    body: Json, answer: Answer, number: int, model: str, reasoning_in: str | None = None
+) -> list[Json]:
     """The official event sequence of a streamed response, `sequence_number` from 0."""
     events: list[Json] = [
         {"type": "response.created", "response": response_object(body, None, number, model)},
         {"type": "response.in_progress", "response": response_object(body, None, number, model)},
     ]
-    added = _response_items(answer, number, final=False)
-    done = _response_items(answer, number, final=True)
+    added = _response_items(answer, number, False, reasoning_in)
+    done = _response_items(answer, number, True, reasoning_in)
     for output_index, (opening, item) in enumerate(zip(added, done)):
         events.append({"type": "response.output_item.added", "output_index": output_index, "item": opening})
         where = {"item_id": item["id"], "output_index": output_index}
         if item["type"] == "message":
             events += _text_events(answer, where)
+        elif item["type"] == "reasoning":
+            events += _reasoning_events(answer, where, reasoning_in)
         else:
             events += [
                 {"type": "response.function_call_arguments.delta", **where, "delta": fragment}
@@ -308,7 +338,7 @@ def response_events(body: Json, answer: Answer, number: int, model: str) -> list
             arguments = {"name": item["name"], "arguments": item["arguments"]}
             events.append({"type": "response.function_call_arguments.done", **where, **arguments})
         events.append({"type": "response.output_item.done", "output_index": output_index, "item": item})
-    final = response_object(body, answer, number, model)
+    final = response_object(body, answer, number, model, reasoning_in)
     events.append({"type": f"response.{final['status']}", "response": final})
     return [{**event, "sequence_number": sequence_number} for sequence_number, event in enumerate(events)]
 
@@ -320,4 +350,22 @@ def _text_events(answer: Answer, where: Json) -> list[Json]:
         *({"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []} for piece in answer.pieces),
         {"type": "response.output_text.done", **where, "text": answer.text, "logprobs": []},
         {"type": "response.content_part.done", **where, "part": _output_text(answer.text)},
+    ]
+
+
+def _reasoning_events(answer: Answer, where: Json, reasoning_in: str | None) -> list[Json]:
+    """Raw reasoning as `reasoning_text` deltas, or one summary part with `reasoning_summary_text` deltas."""
+    text = answer.reasoning_text
+    if reasoning_in == "content":
+        where = {**where, "content_index": 0}
+        return [
+            *({"type": "response.reasoning_text.delta", **where, "delta": piece} for piece in answer.reasoning),
+            {"type": "response.reasoning_text.done", **where, "text": text},
+        ]
+    where = {**where, "summary_index": 0}
+    return [
+        {"type": "response.reasoning_summary_part.added", **where, "part": _summary_text("")},
+        *({"type": "response.reasoning_summary_text.delta", **where, "delta": piece} for piece in answer.reasoning),
+        {"type": "response.reasoning_summary_text.done", **where, "text": text},
+        {"type": "response.reasoning_summary_part.done", **where, "part": _summary_text(text)},
     ]
