@@ -11,14 +11,24 @@ from typing import Any
 Json = Any
 
 
-def request_messages(body: Json) -> list[Json]:
-    """Chat `messages`, or the message-like items of a Responses `input`."""
+def request_messages(body: Json, *, tool_outputs: bool = False) -> list[Json]:
+    """Chat `messages`, or the message-like items of a Responses `input`.
+
+    With ``tool_outputs``, a Responses `function_call_output` item is read as the chat `tool`
+    message it stands for (its `output` as the content).
+    """
     if isinstance(body.get("messages"), list):
         return [m for m in body["messages"] if isinstance(m, dict)]
     items = body.get("input")
     if isinstance(items, str):
         return [{"role": "user", "content": items}]
-    return [item for item in items or [] if isinstance(item, dict) and "role" in item]
+    messages = []
+    for item in items or []:
+        if isinstance(item, dict) and "role" in item:
+            messages.append(item)
+        elif tool_outputs and isinstance(item, dict) and item.get("type") == "function_call_output":
+            messages.append({"role": "tool", "content": item.get("output")})
+    return messages
 
 
 def content_parts(content: Json) -> list[Json]:

@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .request_reading import content_text
+from .request_reading import content_text, request_messages
 from .toy_model import Answer, ToolCall, split_words
 
 Json = Any
@@ -107,7 +107,7 @@ class AgentPlan:
 
     def answer(self, body: Json, reasoning: bool = False) -> Answer:
         """The next step for a chat or Responses request: one tool call, or the final text."""
-        messages = conversation(body)
+        messages = request_messages(body, tool_outputs=True)
         outputs = tool_outputs_since_user(messages)
         prompt_words = sum(len(content_text(m.get("content")).split()) for m in messages)
         if len(outputs) >= len(self.steps):
@@ -133,17 +133,6 @@ def _text(text: str, prompt_words: int, reasoning: bool = False) -> Answer:
 def _thoughts(step: int, reasoning: bool) -> tuple[str, ...]:
     """What a reasoning upstream (one with a reasoning quirk) thinks before it acts."""
     return split_words(f"planning step {step + 1}" if step >= 0 else "ready to answer") if reasoning else ()
-
-
-def conversation(body: Json) -> list[Json]:
-    """Chat `messages`, or a Responses `input` read as chat messages (a `function_call_output` as a `tool` one)."""
-    if isinstance(body.get("messages"), list):
-        return [m for m in body["messages"] if isinstance(m, dict)]
-    items = body.get("input")
-    if isinstance(items, str):
-        return [{"role": "user", "content": items}]
-    return [{"role": "tool", "content": item.get("output")} if item.get("type") == "function_call_output" else item
-            for item in items or [] if isinstance(item, dict) and ("role" in item or "output" in item)]
 
 
 def tool_outputs_since_user(messages: list[Json]) -> list[str]:
