@@ -40,6 +40,28 @@ def fake(upstream_server: FakeUpstream) -> FakeUpstream:
     return upstream_server
 
 
+@pytest.fixture
+def sdk(proxy):
+    """The official ``anthropic`` SDK through the module's ``proxy`` fixture (a ``ProxyServer``),
+    and the transport that records its exchanges (``support.anthropic_e2e``)."""
+    from support.anthropic_e2e import anthropic_sdk
+
+    with anthropic_sdk(proxy) as pair:
+        yield pair
+
+
+@pytest.fixture
+def client(sdk):
+    """``sdk``'s client; a module with a ``client`` of its own (another SDK) overrides it."""
+    return sdk[0]
+
+
+@pytest.fixture
+def wire(sdk):
+    """``sdk``'s recording transport: what crossed the wire, bodies included."""
+    return sdk[1]
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
     """A real redis-server for the session.

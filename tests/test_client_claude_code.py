@@ -1,4 +1,5 @@
-"""The Claude Code CLI through ``mapper serve --mapping anthropic-chat`` in front of a chat upstream.
+"""The Claude Code CLI through ``mapper serve --mapping anthropic-chat`` in front of a chat upstream
+(and once through ``--mapping anthropic-responses`` in front of a Responses-only one).
 
 Claude Code (npm ``@anthropic-ai/claude-code``, see tests/clients/package.json) runs
 ``claude -p TASK --output-format json --allowedTools Bash`` hermetically (``claude_code_cli``);
@@ -18,6 +19,9 @@ whose stream breaks off, which mapper must end with an ``error`` event after the
 ``/v1/messages/count_tokens`` for each part of the prompt (and, with gateway model discovery on,
 ``GET /v1/models``) without calling the model; and against a chat template that takes a single
 leading system message (Qwen3.5's, Gemma's), a finding beyond the contract, marked xfail.
+The same Bash task also runs through ``--mapping anthropic-responses`` on its defaults against a
+reasoning model that serves only the Responses API, where the call and its output travel as
+``function_call`` and ``function_call_output`` items.
 """
 
 from __future__ import annotations
@@ -170,6 +174,37 @@ def test_claude_code_with_a_template_that_takes_one_system_message(tmp_path: Pat
             run = run_claude(TASK, mapper.origin, tmp_path, model=MODEL)
             assert_task_done(run, mapper, tmp_path / "work")
         assert_tool_round_trip(chat_bodies(upstream))
+
+
+def test_claude_code_runs_a_bash_task_against_a_responses_upstream(tmp_path: Path) -> None:
+    """``--mapping anthropic-responses`` on its defaults, in front of a reasoning model that serves
+    only the Responses API and shows its reasoning as summaries (OpenAI's): Bash is offered as a
+    function tool; the model's summary reaches Claude Code as a signed thinking block and its call
+    as a ``tool_use`` from a ``function_call`` item; the command's output goes up as a
+    ``function_call_output``, and the thinking Claude Code sends back is left out and named (the
+    upstream finds reasoning only by id, which a Messages history lacks)."""
+    quirks = ["no_chat_endpoint", "responses_reasoning_summary"]
+    with FakeUpstream(models=[MODEL], responses_model=PLAN.answer, quirks=quirks) as upstream:
+        with MapperServe(["--mapping", "anthropic-responses", "--upstream", upstream.base_url], tmp_path) as mapper:
+            run = run_claude(TASK, mapper.origin, tmp_path, model=MODEL)
+            assert_task_done(run, mapper, tmp_path / "work")
+            assert run.result["num_turns"] == 2, run.describe()
+            assert mapper.refusals() == [] and "thinking" in mapper.left_out(), mapper.log_lines()
+        assert [request.path for request in upstream.requests] == ["/v1/responses"] * 2
+        bodies = [request.json for request in upstream.requests]
+    for body in bodies:
+        assert body["model"] == MODEL and body["stream"] is True and body["store"] is False
+        assert body["instructions"] and body["reasoning"]["effort"]  # Claude Code's system blocks; it thinks
+        bash = next(tool for tool in body["tools"] if tool.get("name") == "Bash")
+        assert bash["type"] == "function" and "command" in bash["parameters"]["properties"]
+    items = bodies[-1]["input"]
+    assert "planning step 1" not in json.dumps(items) and "reasoning" not in [item.get("type") for item in items]
+    (call,) = [item for item in items if item.get("type") == "function_call"]
+    assert (call["call_id"], call["name"]) == ("call_step_1", "Bash")
+    assert json.loads(call["arguments"])["command"] == COMMAND
+    (result,) = [item for item in items if item.get("type") == "function_call_output"]
+    assert result["call_id"] == "call_step_1" and NOTE in json.dumps(result["output"])
+    assert items.index(result) == items.index(call) + 1
 
 
 def test_claude_code_counts_tokens_and_lists_models(mapper: MapperServe, fake: FakeUpstream, tmp_path: Path) -> None:

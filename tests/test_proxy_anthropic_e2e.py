@@ -3,8 +3,8 @@
 Everything crosses real sockets on 127.0.0.1: the SDK's own HTTP stack, retry loop and stream
 accumulator on one side, the fake upstream's aiohttp server on the other. The SDK's transport keeps
 every body it read (``anthropic_client``), so each streamed answer is also checked event by event
-against Anthropic's stream rules (``check_anthropic_sse``) and each JSON answer against
-``schemas/anthropic/``.
+against Anthropic's stream rules and replayed through the SDK's accumulator, and each JSON answer
+against ``schemas/anthropic/`` (``anthropic_e2e``, shared with the ``anthropic-responses`` module).
 
 Routes of the shared proxy:
 
@@ -15,7 +15,6 @@ Routes of the shared proxy:
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import pytest
 
 from mapper.engine.proxy import ServeOptions, build_config
 from support.anthropic_client import RecordingTransport, recording_client
-from support.anthropic_invariants import check_anthropic_sse
+from support.anthropic_e2e import PIXEL, TIME, WEATHER, dump, error_of, streamed, user
 from support.anthropic_mapping import ANTHROPIC_CHAT, requires_anthropic_chat
 from support.anthropic_schemas import assert_valid
 from support.fake_upstream import FakeUpstream
@@ -49,12 +48,6 @@ routes:
     mapping: anthropic-chat
 """
 
-WEATHER = {"name": "get_weather", "description": "Weather in a city.",
-           "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}
-TIME = {"name": "get_time", "description": "Time in a city.",
-        "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}
-PIXEL = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                                       "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")).decode()
 EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh"]  # OpenAI's reasoning_effort values, in order
 CHUNK = {"id": "chatcmpl-e2e", "object": "chat.completion.chunk", "created": 1, "model": "fake-model"}
 
@@ -83,38 +76,6 @@ def proxy(main_upstream: FakeUpstream, reasoner_upstream: FakeUpstream, tmp_path
 @pytest.fixture
 def fake(main_upstream: FakeUpstream, reasoner_upstream: FakeUpstream) -> FakeUpstream:
     return reset_upstreams(main_upstream, reasoner_upstream)
-
-
-@pytest.fixture
-def sdk(proxy: ProxyServer) -> tuple[anthropic.Anthropic, RecordingTransport]:
-    client, wire = recording_client(proxy.origin)
-    with client:
-        yield client, wire
-
-
-@pytest.fixture
-def client(sdk: tuple[anthropic.Anthropic, RecordingTransport]) -> anthropic.Anthropic:
-    return sdk[0]
-
-
-@pytest.fixture
-def wire(sdk: tuple[anthropic.Anthropic, RecordingTransport]) -> RecordingTransport:
-    return sdk[1]
-
-
-def user(content: Json) -> Json:
-    return {"role": "user", "content": content}
-
-
-def dump(message: Any) -> Json:
-    """An SDK object as the JSON it was built from (no SDK defaults)."""
-    return message.model_dump(mode="json", by_alias=True, exclude_unset=True, warnings=False)
-
-
-def streamed(wire: RecordingTransport) -> Json:
-    """Check the last streamed body against every Messages stream rule; its summary."""
-    assert wire.last.headers["content-type"].startswith("text/event-stream"), wire.last.headers
-    return check_anthropic_sse(bytes(wire.last.body))
 
 
 def limit(chat_body: Json) -> Json:
@@ -467,13 +428,6 @@ def test_cached_tokens_are_cache_reads(client: anthropic.Anthropic, wire: Record
 
 
 # -- errors ------------------------------------------------------------------------------------------
-
-
-def error_of(caught: pytest.ExceptionInfo) -> Json:
-    """The error body the SDK got, checked against Anthropic's error schema."""
-    body = caught.value.body
-    assert_valid("error", body)
-    return body["error"]
 
 
 def test_upstream_errors_become_the_sdks_exceptions(client: anthropic.Anthropic, fake: FakeUpstream) -> None:
