@@ -18,7 +18,7 @@ whose stream breaks off, which mapper must end with an ``error`` event after the
 (Claude Code then asks the model to resume); ``/context``, which asks
 ``/v1/messages/count_tokens`` for each part of the prompt (and, with gateway model discovery on,
 ``GET /v1/models``) without calling the model; and against a chat template that takes a single
-leading system message (Qwen3.5's, Gemma's), a finding beyond the contract, marked xfail.
+leading system message (Qwen3.5's, Gemma's), with the option ``system_messages=first``.
 The same Bash task also runs through ``--mapping anthropic-responses`` on its defaults against a
 reasoning model that serves only the Responses API, where the call and its output travel as
 ``function_call`` and ``function_call_output`` items.
