@@ -1,15 +1,16 @@
 """Property test, reverse direction: generated Responses event streams become correct chat streams.
 
 Hypothesis plans an answer (an optional image generation call, which chat cannot carry, optional
-reasoning, message text, parallel function calls, a terminal event), renders the official event
-sequence (``support.responses_streams``, shared with the ``anthropic-responses`` property test) with
-text and arguments cut into random deltas (or no deltas at all, only the ``.done`` events), and
-splits the SSE bytes at random. The
-chat stream must pass the chat invariant checker (one id, role first, tool-call indexes introduced in
-order with id and name, one finish, usage only when asked, ``[DONE]`` last), carry exactly the
-planned text and calls with the finish reason the terminal event implies, not depend on the splits,
-and be accepted by the official SDK's ``chat.completions.stream`` accumulator. The image generation
-call is left out and noted as such; the reasoning arrives as ``reasoning_content`` (the default).
+reasoning, message text in one to three output_text parts, parallel function calls, a terminal
+event), renders the official event sequence (``support.responses_streams``, shared with the
+``anthropic-responses`` property test) with text and arguments cut into random deltas (or, for all
+or some of them, no deltas at all, only the ``.done`` events), and splits the SSE bytes at random.
+The chat stream must pass the chat invariant checker (one id, role first, tool-call indexes
+introduced in order with id and name, one finish, usage only when asked, ``[DONE]`` last), carry
+exactly the planned text and calls with the finish reason the terminal event implies, not depend on
+the splits, and be accepted by the official SDK's ``chat.completions.stream`` accumulator. The image
+generation call is left out and noted as such; the reasoning arrives as ``reasoning_content`` (the
+default).
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ MAPPING = load_mapping("openai-responses")
 @st.composite
 def plans(draw: Any) -> ResponsesStreamPlan:
     calls = [(f"call_{i}", draw(NAMES), draw(ARGUMENTS)) for i in range(draw(st.integers(0, 3)))]
-    text = draw(st.none() | TEXT)
+    text = draw(st.none() | st.lists(TEXT, min_size=1, max_size=3))
     if not text and not calls:
-        text = "x"
+        text = ["x"]
     reasoning = draw(st.none() | TEXT)
     return ResponsesStreamPlan(
         reasoning_in="text" if reasoning else None, reasoning=[reasoning] if reasoning else [],
-        text=[text] if text else None, calls=calls,
-        deltas=draw(st.sampled_from(["all", "none"])),
+        text=text, calls=calls,
+        deltas=draw(st.sampled_from(["all", "none", "some"])),
         terminal=draw(st.sampled_from(COMPLETE)), done_marker=draw(st.booleans()),
         # an image generation call first: left out, and noted
         uncarried=[(0, "image_generation_call")] if draw(st.booleans()) else [])
