@@ -40,7 +40,7 @@ from .types import Event, Json
 
 
 class _Part:
-    __slots__ = ("kind", "scope", "chunks", "sent", "collected")
+    __slots__ = ("kind", "scope", "chunks", "sent", "collected", "segment", "mark")
 
     def __init__(self, kind: PartKind, scope: dict[str, Json]) -> None:
         self.kind = kind
@@ -48,11 +48,13 @@ class _Part:
         self.chunks: list[str] = []
         self.sent = 0  # characters streamed so far, so a final text can be sent as its remainder
         self.collected: dict[str, list[Json]] | None = None  # collect: name -> every value so far
+        self.segment: Json = None  # the upstream part the text now comes from (a rule's segment:)
+        self.mark = 0  # characters sent before that segment began
 
 
 class _Item:
     __slots__ = ("kind", "scope", "index", "key", "identity", "chunks", "sent", "part", "is_open",
-                 "collected", "held")
+                 "collected", "held", "segment", "mark")
 
     def __init__(self, kind: ItemKind, scope: dict[str, Json], index: int, key: Json) -> None:
         self.kind = kind
@@ -66,6 +68,8 @@ class _Item:
         self.is_open = True
         self.collected: dict[str, list[Json]] | None = None
         self.held: list[Event] | None = None  # events kept back while an earlier item is open
+        self.segment: Json = None
+        self.mark = 0
 
 
 class StreamMachine:
@@ -156,10 +160,12 @@ class StreamMachine:
 
     def feed_item(self, kind: ItemKind, part_kind: PartKind | None, delta: Json, final: Json,
                   key: Json, identity: Json, attributes: tuple[tuple[str, Json], ...],
-                  collected: tuple[tuple[str, Json], ...] = ()) -> None:
+                  collected: tuple[tuple[str, Json], ...] = (), segment: Json = None) -> None:
         """A ``feed`` rule found something: a delta, a whole final text, or an item attribute.
 
         ``collected`` values (a delta's logprobs) travel with the delta; without one they are lost.
+        ``segment`` names the upstream's own part of the text (a Responses message's content part):
+        a ``final`` text is the whole of its segment, which begins where the one before it ended.
         """
         named = False
         for _, value in attributes:
@@ -184,12 +190,16 @@ class StreamMachine:
                 item.scope[name] = value
         if not item.is_open:
             self._open_item(item)
+        if segment is not None:
+            holder = self._holder(item, part_kind)
+            if holder is not None and segment != holder.segment:
+                holder.segment, holder.mark = segment, holder.sent
         if final is not None:
             delta = self._unsent(item, part_kind, final)
         if not delta:
             return
         if part_kind is not None:
-            self._part_delta(item, part_kind, delta, collected)
+            self._part_delta(item, part_kind, delta, collected, segment)
         else:
             if kind.accumulate:
                 item.chunks.append(delta)
@@ -219,20 +229,26 @@ class StreamMachine:
                                 body={"error": error} if error.__class__ is dict else error)
         self._failed(message, code=code_text, param=param)
 
+    @staticmethod
+    def _holder(item: _Item, part_kind: PartKind | None) -> _Item | _Part | None:
+        """What a text fed into ``item`` (its part of ``part_kind``) adds to; None: a new part."""
+        if part_kind is None:
+            return item
+        return item.part if item.part is not None and item.part.kind is part_kind else None
+
     def _unsent(self, item: _Item, part_kind: PartKind | None, final: str) -> str:
-        """The part of ``final`` (the whole text so far) that no delta has carried yet.
+        """The part of ``final`` (the whole text so far, of its segment) that no delta has carried yet.
 
         Some upstreams skip the deltas and send a text or a call's arguments whole in their
         ``.done`` event; this sends it on as one delta, and sends nothing twice.
         """
-        holder: _Item | _Part | None = item
-        if part_kind is not None:
-            holder = item.part if item.part is not None and item.part.kind is part_kind else None
+        holder = self._holder(item, part_kind)
         if holder is None:
             return final
-        if item.kind.accumulate and "".join(holder.chunks) != final[:holder.sent]:
+        sent = holder.sent - holder.mark
+        if item.kind.accumulate and "".join(holder.chunks)[holder.mark:] != final[:sent]:
             raise StreamError("the upstream's final text does not continue the deltas it sent")
-        return final[holder.sent:]
+        return final[sent:]
 
     def _finish(self, reason: Json) -> None:
         self.saw_finish = True
@@ -301,7 +317,7 @@ class StreamMachine:
         self._emit_all(item.kind.open, item.scope, item)
 
     def _part_delta(self, item: _Item, kind: PartKind, delta: str,
-                    collected: tuple[tuple[str, Json], ...]) -> None:
+                    collected: tuple[tuple[str, Json], ...], segment: Json = None) -> None:
         part = item.part
         if part is None or part.kind is not kind:
             if part is not None:
@@ -312,6 +328,7 @@ class StreamMachine:
             if counter is not None:
                 scope[counter] = item.index
             part = item.part = _Part(kind, scope)
+            part.segment = segment
             self._emit_all(kind.open, scope, item)
         if item.kind.accumulate:
             part.chunks.append(delta)

@@ -120,9 +120,10 @@ def _frame_action(compiler: RuleCompiler, w: SourceWriter, rule: FrameRule, scop
         identity = value_of("identity") if kind.keyed and "identity" in spec else "None"
         collected = [(name, value_of("collect", spec["collect"], name))
                      for name in spec.get("collect") or {}]
+        segment = value_of("segment") if "segment" in spec else "None"
         part = w.constant(rule.part, "PART") if rule.part is not None else "None"
         w(f"machine.feed_item({w.constant(kind, 'KIND')}, {part}, {delta}, {final}, "
-          f"{key}, {identity}, {_pairs(attributes)}, {_pairs(collected)})")
+          f"{key}, {identity}, {_pairs(attributes)}, {_pairs(collected)}, {segment})")
         w("if machine.finished: return None")
 
 
@@ -137,7 +138,7 @@ def check_rule(rule_id: str, spec: dict[str, Any], kinds: dict[str, ItemKind], w
     if len(found) != 1:
         raise where.error(SpecError, f"a stream rule takes exactly one of {', '.join(ACTIONS)}")
     if found[0] != "feed":
-        for key in ("collect", "set", "delta", "final", "key", "identity"):
+        for key in ("collect", "set", "delta", "final", "key", "identity", "segment"):
             if key in spec:
                 raise where.error(SpecError, f"{key}: belongs to a feed rule, not a {found[0]} rule")
         return FrameRule(rule_id, spec, where, None, None)
