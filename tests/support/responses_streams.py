@@ -13,7 +13,7 @@ per output item ``response.output_item.added``, its content (parts opened with
 - parallel function calls;
 - items of the upstream's built-in tools (``image_generation_call``, ``web_search_call``) at any
   place among them;
-- texts and arguments cut into random deltas, or only in their ``.done`` events (no deltas);
+- reasoning, texts and arguments cut into random deltas, or only in their ``.done`` events (no deltas);
 - the terminal: ``response.completed``, ``response.incomplete`` (``max_output_tokens`` or
   ``content_filter``), or, after a random prefix of the item events, ``response.failed``, an
   ``error`` event, or nothing at all (a stream cut short).
@@ -47,7 +47,7 @@ class ResponsesStreamPlan:
     reasoning: list[str]            # the reasoning_text (one) or the summary parts; [] shows nothing
     text: list[str] | None          # the message's output_text parts; None: no message item
     calls: list[Call]
-    deltas: str                     # "all", "none" (texts and arguments only in .done) or "some"
+    deltas: str                     # "all", "none" (reasoning, texts and arguments only in .done) or "some"
     terminal: str                   # one of COMPLETE or FAILURES
     usage: tuple[int, int, int] | None = (4, 0, 6)   # input tokens, of them cached, output tokens
     done_marker: bool = False       # "data: [DONE]" after the terminal event
@@ -138,8 +138,9 @@ def _reasoning_events(draw: Any, plan: ResponsesStreamPlan, index: int) -> tuple
             at = {**where, "content_index": number}
             events.append({"type": "response.content_part.added", **at,
                            "part": {"type": "reasoning_text", "text": ""}})
-            events += [{"type": "response.reasoning_text.delta", **at, "delta": piece}
-                       for piece in fragments(draw, text)]
+            if _with_deltas(draw, plan):
+                events += [{"type": "response.reasoning_text.delta", **at, "delta": piece}
+                           for piece in fragments(draw, text)]
             events += [{"type": "response.reasoning_text.done", **at, "text": text},
                        {"type": "response.content_part.done", **at, "part": parts[number]}]
         done = {**item, "content": parts}
@@ -149,8 +150,9 @@ def _reasoning_events(draw: Any, plan: ResponsesStreamPlan, index: int) -> tuple
             at = {**where, "summary_index": number}
             events.append({"type": "response.reasoning_summary_part.added", **at,
                            "part": {"type": "summary_text", "text": ""}})
-            events += [{"type": "response.reasoning_summary_text.delta", **at, "delta": piece}
-                       for piece in fragments(draw, text)]
+            if _with_deltas(draw, plan):
+                events += [{"type": "response.reasoning_summary_text.delta", **at, "delta": piece}
+                           for piece in fragments(draw, text)]
             events += [{"type": "response.reasoning_summary_text.done", **at, "text": text},
                        {"type": "response.reasoning_summary_part.done", **at, "part": parts[number]}]
         done = {**item, "summary": parts}
