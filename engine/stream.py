@@ -9,8 +9,9 @@ feed which item kind and what each event looks like; this machine alone decides:
 * **opening**: an item opens on its first delta (or its first attributes, for a tool call's name);
   it gets the next index of its counter (dense, in opening order) and a fresh id;
 * **ordering**: opening an item of another kind first closes every open item, in index order, so a
-  reasoning item is closed before the message after it opens, and text before a tool call. Items
-  of a ``keyed`` kind (parallel tool calls, keyed by the chat ``index``) may be open together and
+  reasoning item is closed before the message after it opens, and text before a tool call. A
+  plain kind fed with a ``key`` (the upstream's item index) closes its live item when the key
+  changes, so that each upstream item is one item here too. Items of a ``keyed`` kind (parallel tool calls, keyed by the chat ``index``) may be open together and
   close together, in index order. A call that reuses an index with a new id (Ollama sends ``index
   0`` for every parallel call) is a new item. A delta for a keyed item that already closed is a
   protocol error, not a new item with half its arguments;
@@ -182,7 +183,7 @@ class StreamMachine:
         if kind.keyed:
             item = self._keyed_item(kind, key, identity, opening, bool(delta))
         else:
-            item = self._plain_item(kind, opening)
+            item = self._plain_item(kind, opening, key)
         if item is None:
             return
         for name, value in attributes:
@@ -262,11 +263,19 @@ class StreamMachine:
 
     # -- items ------------------------------------------------------------------------------------
 
-    def _plain_item(self, kind: ItemKind, opening: bool) -> _Item | None:
+    def _plain_item(self, kind: ItemKind, opening: bool, key: Json) -> _Item | None:
         current = self._open[-1] if self._open else None
         if current is not None and current.kind is kind:
-            return current
-        return self._new_item(kind, None) if opening else None
+            if key is None or current.key is None or key == current.key:
+                if current.key is None:
+                    current.key = key
+                return current
+            if not opening:
+                return None
+            # a plain kind fed with a key (a Responses output_index): the upstream's next item of
+            # the kind is a new item, as in a non-streamed answer, not more of the live one
+            self._close_item(current, "completed")
+        return self._new_item(kind, key) if opening else None
 
     def _keyed_item(self, kind: ItemKind, key: Json, identity: Json, opening: bool,
                     has_delta: bool) -> _Item | None:

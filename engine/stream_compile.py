@@ -116,7 +116,7 @@ def _frame_action(compiler: RuleCompiler, w: SourceWriter, rule: FrameRule, scop
         return
     kind = rule.kind
     with w.block(f"if {' or '.join(present)}:"):
-        key = value_of("key") if kind.keyed and "key" in spec else "None"
+        key = value_of("key") if "key" in spec else "None"
         identity = value_of("identity") if kind.keyed and "identity" in spec else "None"
         collected = [(name, value_of("collect", spec["collect"], name))
                      for name in spec.get("collect") or {}]

@@ -12,8 +12,9 @@ parts joined by a blank line), text and tool inputs (parsed JSON equal) in that 
 stop_reason the terminal event implies (``tables.stop_reason``; ``tool_use`` after calls even when
 the terminal Response lists no output), report usage as the mapping's ``usage`` map does (input
 less cached, cache reads the cached count, output as it is), name the built-in tools' items as left
-out (as the non-stream answer does), not depend on the byte splits, and give the anthropic SDK's
-accumulator the same final Message.
+out (as the non-stream answer does), not depend on the byte splits, give the anthropic SDK's
+accumulator the same final Message, and be the Message the mapping makes of the terminal Response
+as a JSON answer (each upstream item a block of its own, the same signatures).
 
 A stream that fails (``response.failed``, an ``error`` event) or stops after a random prefix of its
 events, or whose bytes are cut anywhere before its terminal event, must end with an ``error``
@@ -71,14 +72,16 @@ def plans(draw: Any, terminals: tuple[str, ...] = COMPLETE) -> ResponsesStreamPl
         done_marker=draw(st.booleans()),
         uncarried=draw(st.lists(st.tuples(st.integers(0, 5), st.sampled_from(UNCARRIED)), max_size=2)),
         echo_output=draw(st.booleans()),
+        twice=draw(st.booleans()),
     )
 
 
 def planned_blocks(plan: ResponsesStreamPlan) -> list[dict[str, Any]]:
     """The content blocks the plan must become, in order (tool input as its arguments' text)."""
-    blocks = [{"type": "thinking", "content": plan.thinking}] if plan.thinking else []
+    copies = 2 if plan.twice else 1  # each upstream item is a block of its own
+    blocks = [{"type": "thinking", "content": plan.thinking}] * copies if plan.thinking else []
     text = "".join(plan.text or [])
-    blocks += [{"type": "text", "content": text}] if text else []
+    blocks += [{"type": "text", "content": text}] * copies if text else []
     return blocks + [{"type": "tool_use", "id": call_id, "name": name, "content": arguments}
                      for call_id, name, arguments in plan.calls]
 
@@ -132,7 +135,7 @@ def test_generated_responses_streams_become_correct_messages_streams(data: Any) 
     assert [block["type"] for block in message["content"]] == [block["type"] for block in planned]
     if plan.thinking:
         assert message["content"][0]["thinking"] == plan.thinking
-    assert summary["text"] == "".join(plan.text or [])
+    assert summary["text"] == "".join(plan.text or []) * (2 if plan.twice else 1)
     assert [(use["id"], use["name"], use["input"]) for use in summary["tool_uses"]] == \
         [(call_id, name, json.loads(arguments)) for call_id, name, arguments in plan.calls]
     assert all(block["content"] == want["content"] and block["closed"]
@@ -149,6 +152,13 @@ def test_generated_responses_streams_become_correct_messages_streams(data: Any) 
     replay = replay_anthropic_stream(whole, request=request_of(plan))
     assert replay.verdict == "accepted", replay.error_info
     assert replay.final == message
+
+    # the stream and the JSON answer agree: the same blocks, signatures, stop reason and usage
+    final = events[-2 if plan.done_marker else -1]["response"]
+    if plan.echo_output:
+        answer = MAPPING.convert_response(final, request=request_of(plan), ctx=deterministic_context())
+        # (the accumulator sets stop_details, which the SDK folds in from message_delta, to null)
+        assert {**answer, "id": message["id"], "stop_details": None} == message
 
 
 def check_failed(body: bytes, plan: ResponsesStreamPlan, failure: str | None) -> None:

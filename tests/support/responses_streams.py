@@ -53,6 +53,7 @@ class ResponsesStreamPlan:
     done_marker: bool = False       # "data: [DONE]" after the terminal event
     uncarried: list[tuple[int, str]] = field(default_factory=list)  # (place among the items, type)
     echo_output: bool = True        # the terminal Response lists the output (some gateways: [])
+    twice: bool = False             # the reasoning item and the message item each come twice in a row
 
     @property
     def thinking(self) -> str:
@@ -67,10 +68,11 @@ def render_responses_stream(draw: Any, plan: ResponsesStreamPlan) -> list[Json |
     events: list[Json | str] = [{"type": "response.created", "response": response},
                                 {"type": "response.in_progress", "response": response}]
     writers: list[Any] = []
+    copies = 2 if plan.twice else 1
     if plan.reasoning_in is not None:
-        writers.append(lambda index: _reasoning_events(draw, plan, index))
+        writers += [lambda index: _reasoning_events(draw, plan, index)] * copies
     if plan.text is not None:
-        writers.append(lambda index: _message_events(draw, plan, index))
+        writers += [lambda index: _message_events(draw, plan, index)] * copies
     writers += [lambda index, call=call: _call_events(draw, plan, index, call) for call in plan.calls]
     for place, kind in sorted(plan.uncarried, key=lambda pair: pair[0]):
         writers.insert(min(place, len(writers)), lambda index, kind=kind: _uncarried_events(kind, index))
