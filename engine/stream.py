@@ -77,7 +77,7 @@ class StreamMachine:
     """Feed it upstream frames (decoded JSON); it returns the client's events."""
 
     __slots__ = ("spec", "ctx", "state", "started", "finished", "saw_finish", "_out", "_sequence",
-                 "_counters", "_open", "_keyed", "_done", "_envelope", "_held")
+                 "_counters", "_open", "_keyed", "_done", "_envelope", "_held", "_joined")
 
     def __init__(self, spec: StreamSpec, ctx: Context) -> None:
         self.spec = spec
@@ -99,6 +99,7 @@ class StreamMachine:
         self._done: list[tuple[int, Json]] = []            # finished items with their index
         self._envelope: dict[str, Json] | None = None
         self._held: list[_Item] = []  # one_open: items waiting for the live one, in opening order
+        self._joined: set[str] = set()  # kinds with a joiner whose items have sent text
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -205,6 +206,12 @@ class StreamMachine:
             if kind.accumulate:
                 item.chunks.append(delta)
             item.sent += len(delta)
+            if kind.joiner is not None and item.sent == len(delta):
+                # an item's first text: after an earlier item's, the joiner goes out first (only
+                # out: it is no part of either item's text)
+                if kind.name in self._joined:
+                    delta = kind.joiner + delta
+                self._joined.add(kind.name)
             item.scope["delta"] = delta
             self._delta_events(kind.delta, item, collected, kind.accumulate, item)
 

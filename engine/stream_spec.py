@@ -60,6 +60,7 @@ class ItemKind:
     id_prefix: str | None
     keyed: bool
     accumulate: bool
+    joiner: str | None  # sent before the text of every item of the kind but the first that has text
     parts: dict[str, PartKind]
     open: tuple[EventRule, ...]
     delta: tuple[EventRule, ...]
@@ -189,6 +190,7 @@ def _kind(name: str, spec: dict[str, Any], events: Any, compiler: RuleCompiler, 
         id_prefix=spec.get("id"),
         keyed=bool(spec.get("keyed", False)),
         accumulate=bool(spec.get("accumulate", True)),
+        joiner=spec.get("joiner"),
         parts=parts,
         open=events(spec.get("open"), f"{path}.open"),
         delta=events(spec.get("delta"), f"{path}.delta"),

@@ -9,8 +9,9 @@ The chat stream must pass the chat invariant checker (one id, role first, tool-c
 introduced in order with id and name, one finish, usage only when asked, ``[DONE]`` last), carry
 exactly the planned text and calls with the finish reason the terminal event implies, not depend on
 the splits, and be accepted by the official SDK's ``chat.completions.stream`` accumulator. The image
-generation call is left out and noted as such; the reasoning arrives as ``reasoning_content`` (the
-default).
+generation call is left out and noted as such; the reasoning (raw or summary parts) arrives as
+``reasoning_content`` (the default), several reasoning items a paragraph apart. The chat answer the
+mapping makes of the terminal Response as JSON must say the same: text, reasoning, calls, finish.
 """
 
 from __future__ import annotations
@@ -38,14 +39,17 @@ def plans(draw: Any) -> ResponsesStreamPlan:
     text = draw(st.none() | st.lists(TEXT, min_size=1, max_size=3))
     if not text and not calls:
         text = ["x"]
-    reasoning = draw(st.none() | TEXT)
+    reasoning_in = draw(st.sampled_from([None, "text", "summary"]))
+    # vLLM streams its reasoning as one reasoning_text part; OpenAI's summaries come in parts
+    reasoning = [] if reasoning_in is None else draw(
+        st.lists(TEXT, min_size=1, max_size=1 if reasoning_in == "text" else 3))
     return ResponsesStreamPlan(
-        reasoning_in="text" if reasoning else None, reasoning=[reasoning] if reasoning else [],
-        text=text, calls=calls,
+        reasoning_in=reasoning_in, reasoning=reasoning, text=text, calls=calls,
         deltas=draw(st.sampled_from(["all", "none", "some"])),
         terminal=draw(st.sampled_from(COMPLETE)), done_marker=draw(st.booleans()),
         # an image generation call first: left out, and noted
-        uncarried=[(0, "image_generation_call")] if draw(st.booleans()) else [])
+        uncarried=[(0, "image_generation_call")] if draw(st.booleans()) else [],
+        twice=draw(st.booleans()))
 
 
 def convert(pieces: list[bytes], request: dict[str, Any], ctx: Any = None) -> bytes:
@@ -58,7 +62,8 @@ def convert(pieces: list[bytes], request: dict[str, Any], ctx: Any = None) -> by
 @given(data=st.data())
 def test_generated_responses_streams_become_correct_chat_streams(data: Any) -> None:
     plan = data.draw(plans())
-    raw = responses_sse(render_responses_stream(data.draw, plan))
+    events = render_responses_stream(data.draw, plan)
+    raw = responses_sse(events)
     usage = data.draw(st.booleans())
     request = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     if usage:
@@ -71,10 +76,12 @@ def test_generated_responses_streams_become_correct_chat_streams(data: Any) -> N
     chunks = parse_sse_events(whole)
     summary = check_chat_stream(chunks, expect_usage=usage)
 
-    text = "".join(plan.text or []) or None
+    copies = 2 if plan.twice else 1  # the reasoning and the message items, each once or twice
+    text = "".join(plan.text or []) * copies or None
     assert (summary["content"] or None) == text
     assert [(c["id"], c["name"], c["arguments"]) for c in summary["tool_calls"]] == plan.calls
-    assert summary["reasoning"] == (plan.thinking or None)  # reasoning_content is on by default
+    # reasoning_content is on by default; reasoning items are a paragraph apart
+    assert summary["reasoning"] == ("\n\n".join([plan.thinking] * copies) if plan.thinking else None)
     expected_finish = {"max_output_tokens": "length", "content_filter": "content_filter"}.get(
         plan.terminal, "tool_calls" if plan.calls else "stop")
     assert summary["finish_reason"] == expected_finish
@@ -85,3 +92,13 @@ def test_generated_responses_streams_become_correct_chat_streams(data: Any) -> N
     assert (message.get("content") or None) == text
     assert [(c["id"], c["function"]["name"], c["function"]["arguments"])
             for c in message.get("tool_calls") or []] == plan.calls
+
+    # the stream and the JSON answer agree
+    answer = MAPPING.convert_response(events[-2 if plan.done_marker else -1]["response"],
+                                      request=request, ctx=deterministic_context())
+    choice = answer["choices"][0]
+    assert (choice["message"].get("content") or None) == text
+    assert choice["message"].get("reasoning_content") == summary["reasoning"]
+    assert [(c["id"], c["function"]["name"], c["function"]["arguments"])
+            for c in choice["message"].get("tool_calls") or []] == plan.calls
+    assert choice["finish_reason"] == expected_finish
