@@ -5,6 +5,7 @@ package, so ``tests`` is not importable as a package of its own.
 """
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -25,6 +26,24 @@ from support.fake_upstream import FakeUpstream  # noqa: E402
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def only_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any connection the test (a real client, its telemetry) opens beyond 127.0.0.1.
+
+    For the real-client tests, whose clients may reach out on their own; a module opts in with
+    ``pytestmark = pytest.mark.usefixtures("only_loopback")``.
+    """
+    for method in ("connect", "connect_ex"):
+        original = getattr(socket.socket, method)
+
+        def guarded(sock: socket.socket, address, _original=original):
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in ("127.0.0.1", "::1"):
+                raise AssertionError(f"a connection beyond 127.0.0.1 was attempted: {address!r}")
+            return _original(sock, address)
+
+        monkeypatch.setattr(socket.socket, method, guarded)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from typing import Any, Coroutine
 
 import pytest
@@ -32,6 +31,7 @@ AGENT_MODEL = "fake-agent-model"  # the model name the scripted plan answers; th
 PLAN = AgentPlan((Function("get_weather", {"q": "Paris"}),), final="The tool said: {output}")
 PROMPT = "call get_weather and call get_time for Paris"
 STREAMED = pytest.mark.parametrize("streamed", [False, True], ids=["create", "stream"])
+pytestmark = pytest.mark.usefixtures("only_loopback")  # nothing AgentScope opens may leave 127.0.0.1
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -49,20 +49,6 @@ def upstream_server():
     quirks = ["no_chat_endpoint", "responses_reasoning_text"]
     with FakeUpstream(models=["fake-model", AGENT_MODEL], quirks=quirks, responses_model=answer_by_model) as server:
         yield server
-
-
-@pytest.fixture(autouse=True)
-def only_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any connection AgentScope (or anything else in the test) opens beyond 127.0.0.1."""
-    for method in ("connect", "connect_ex"):
-        original = getattr(socket.socket, method)
-
-        def guarded(sock: socket.socket, address: Any, _original: Any = original) -> Any:
-            if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in ("127.0.0.1", "::1"):
-                raise AssertionError(f"a connection beyond 127.0.0.1 was attempted: {address!r}")
-            return _original(sock, address)
-
-        monkeypatch.setattr(socket.socket, method, guarded)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from support.fake_upstream import FakeUpstream
+from support.langchain_client import ask, chat_model, weather_tool
 from support.mapper_serve import MapperServe
 from support.real_clients import require_python_package
 
@@ -24,29 +25,8 @@ def installed() -> None:
     require_python_package("langchain_openai", "langchain-openai")
 
 
-def chat_model(mapper: MapperServe, sent: list | None = None, **options):
-    """ChatOpenAI on the Responses API; the bodies it sends are appended to ``sent``."""
-    import httpx
-    from langchain_openai import ChatOpenAI
-
-    hooks = {"request": [lambda request: sent.append(json.loads(request.content))]} if sent is not None else {}
-    return ChatOpenAI(model="fake-model", base_url=mapper.base_url, api_key="sk-dummy", use_responses_api=True,
-                      max_retries=0, timeout=20, http_client=httpx.Client(event_hooks=hooks), **options)
-
-
-def weather_tool():
-    from langchain_core.tools import tool
-
-    @tool
-    def get_weather(q: str) -> str:
-        """Weather in a city."""
-        return "sunny"
-
-    return get_weather
-
-
 def test_invoke_and_stream(mapper_with_store: MapperServe, fake: FakeUpstream) -> None:
-    model = chat_model(mapper_with_store)
+    model = chat_model(mapper_with_store, use_responses_api=True)
     answer = model.invoke("hello there")
     assert answer.text == "echo: hello there"
     assert answer.response_metadata["status"] == "completed"
@@ -62,22 +42,13 @@ def test_a_bound_tool_round_trip(mapper_with_store: MapperServe, fake: FakeUpstr
     from langchain_core.messages import HumanMessage, ToolMessage
 
     get_weather = weather_tool()
-    model = chat_model(mapper_with_store).bind_tools([get_weather])
-
-    def ask(messages):
-        if not streamed:
-            return model.invoke(messages)
-        total = None
-        for chunk in model.stream(messages):
-            total = chunk if total is None else total + chunk
-        return total
-
-    call_message = ask([HumanMessage(PROMPT)])
+    model = chat_model(mapper_with_store, use_responses_api=True).bind_tools([get_weather])
+    call_message = ask(model, [HumanMessage(PROMPT)], streamed)
     (call,) = call_message.tool_calls
     assert (call["name"], call["args"]) == ("get_weather", {"q": PROMPT})
     result = ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])
     history = [HumanMessage(PROMPT), call_message, result]
-    final = ask(history)
+    final = ask(model, history, streamed)
     assert final.text == "tool said: sunny"
     sent = fake.last_json
     assert sent["messages"][-1] == {"role": "tool", "tool_call_id": call["id"], "content": "sunny"}
@@ -88,7 +59,7 @@ def test_a_second_turn_resends_the_first_answer(mapper_with_store: MapperServe, 
     from langchain_core.messages import HumanMessage
 
     sent: list = []
-    model = chat_model(mapper_with_store, sent)
+    model = chat_model(mapper_with_store, sent, use_responses_api=True)
     first = model.invoke("hello there")
     second = model.invoke([HumanMessage("hello there"), first, HumanMessage("and again")])
     assert second.text == "echo: and again"
@@ -101,7 +72,7 @@ def test_a_second_turn_on_previous_response_id(mapper_with_store: MapperServe, f
     from langchain_core.messages import HumanMessage
 
     sent: list = []
-    model = chat_model(mapper_with_store, sent, use_previous_response_id=True)
+    model = chat_model(mapper_with_store, sent, use_responses_api=True, use_previous_response_id=True)
     first = model.invoke("hello there")
     second = model.invoke([HumanMessage("hello there"), first, HumanMessage("and again")])
     assert second.text == "echo: and again"
