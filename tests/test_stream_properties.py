@@ -7,7 +7,8 @@ providers do (fragments of random sizes; calls sequential, interleaved, all in o
 index 0 for every call, ids and names resent on every chunk), then splits the SSE bytes at random
 offsets. For every example the converted stream must pass the invariant checker, carry exactly the
 planned reasoning, text and calls, end with the status the finish reason implies, not depend on the
-byte splits, and be accepted by the official SDK with the same final response.
+byte splits, be accepted by the official SDK with the same final response, and have the output,
+status and usage of the Response the mapping makes of the same answer sent as a chat.completion.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from mapper.engine import load_mapping
 from mapper.engine.context import deterministic_context
 from mapper.engine.streaming import translate_stream
-from support.chat_streams import LAYOUTS, ChatStreamPlan, chat_sse, render_chat_stream
+from support.chat_streams import ENVELOPE, LAYOUTS, ChatStreamPlan, chat_sse, render_chat_stream, usage_chunk
 from support.generators import ARGUMENTS, NAMES, TEXT, byte_pieces, fragments
 from support.responses_invariants import check_responses_stream
 from support.sdk_replay import replay_responses_stream, without_sdk_fields
@@ -104,6 +105,28 @@ def test_generated_streams_convert_correctly(data: Any) -> None:
     else:
         assert replay.verdict == "accepted", replay.error
         assert without_sdk_fields(replay.final) == response
+
+    # the stream and the JSON answer agree: the Response the mapping makes of the same answer as a
+    # chat.completion has the same output, status and usage
+    answer = MAPPING.convert_response(completion_of(plan), request=request_of(plan), ctx=deterministic_context())
+    assert answer["output"] == response["output"]
+    assert (answer["status"], answer.get("incomplete_details"), answer.get("usage")) == \
+        (response["status"], response.get("incomplete_details"), response.get("usage"))
+
+
+def completion_of(plan: Plan) -> dict[str, Any]:
+    """The plan as a non-streamed chat.completion, as the same provider would send it."""
+    message: dict[str, Any] = {"role": "assistant", "content": plan.text}
+    if plan.reasoning:
+        message[plan.reasoning_field] = plan.reasoning
+    if plan.calls:
+        message["tool_calls"] = [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+                                 for call_id, name, arguments in plan.calls]
+    completion = {**ENVELOPE, "object": "chat.completion",
+                  "choices": [{"index": 0, "message": message, "finish_reason": plan.finish}]}
+    if plan.usage:
+        completion["usage"] = usage_chunk(3, 5)["usage"]
+    return completion
 
 
 @settings(max_examples=100, deadline=None, database=None)
