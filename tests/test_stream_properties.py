@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from mapper.engine import load_mapping
 from mapper.engine.context import deterministic_context
 from mapper.engine.streaming import translate_stream
-from support.chat_streams import ENVELOPE, LAYOUTS, ChatStreamPlan, chat_sse, render_chat_stream, usage_chunk
+from support.chat_streams import LAYOUTS, ChatStreamPlan, chat_completion_of, chat_sse, render_chat_stream
 from support.generators import ARGUMENTS, NAMES, TEXT, byte_pieces, fragments
 from support.responses_invariants import check_responses_stream
 from support.sdk_replay import replay_responses_stream, without_sdk_fields
@@ -108,25 +108,10 @@ def test_generated_streams_convert_correctly(data: Any) -> None:
 
     # the stream and the JSON answer agree: the Response the mapping makes of the same answer as a
     # chat.completion has the same output, status and usage
-    answer = MAPPING.convert_response(completion_of(plan), request=request_of(plan), ctx=deterministic_context())
+    answer = MAPPING.convert_response(chat_completion_of(plan), request=request_of(plan), ctx=deterministic_context())
     assert answer["output"] == response["output"]
     assert (answer["status"], answer.get("incomplete_details"), answer.get("usage")) == \
         (response["status"], response.get("incomplete_details"), response.get("usage"))
-
-
-def completion_of(plan: Plan) -> dict[str, Any]:
-    """The plan as a non-streamed chat.completion, as the same provider would send it."""
-    message: dict[str, Any] = {"role": "assistant", "content": plan.text}
-    if plan.reasoning:
-        message[plan.reasoning_field] = plan.reasoning
-    if plan.calls:
-        message["tool_calls"] = [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
-                                 for call_id, name, arguments in plan.calls]
-    completion = {**ENVELOPE, "object": "chat.completion",
-                  "choices": [{"index": 0, "message": message, "finish_reason": plan.finish}]}
-    if plan.usage:
-        completion["usage"] = usage_chunk(3, 5)["usage"]
-    return completion
 
 
 @settings(max_examples=100, deadline=None, database=None)

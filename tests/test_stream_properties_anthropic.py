@@ -10,8 +10,10 @@ chunk or not), then splits the SSE bytes at random offsets, and converts it with
 block, tool input only in ``input_json_delta``, a signature closing each thinking block,
 ``message_delta`` after the last block, nothing after ``message_stop``), carry exactly the planned
 thinking, text and tool inputs (parsed JSON equal) in that order, end with the stop_reason the
-finish reason implies, not depend on the byte splits, and give the anthropic SDK's accumulator the
-same final Message. A stream cut short must end with an ``error`` event, never silently.
+finish reason implies, not depend on the byte splits, give the anthropic SDK's accumulator the
+same final Message, and be the Message the mapping makes of the same answer sent as a
+chat.completion (signatures included). A stream cut short must end with an ``error`` event, never
+silently.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from mapper.engine.streaming import translate_stream
 from support.anthropic_invariants import check_anthropic_sse
 from support.anthropic_mapping import ANTHROPIC_CHAT, requires_anthropic_chat
 from support.anthropic_replay import replay_anthropic_stream
-from support.chat_streams import LAYOUTS, ChatStreamPlan, chat_chunk, chat_sse, render_chat_stream
+from support.chat_streams import LAYOUTS, ChatStreamPlan, chat_chunk, chat_completion_of, chat_sse, render_chat_stream
 from support.generators import ARGUMENTS, NAMES, TEXT, byte_pieces
 
 pytestmark = requires_anthropic_chat
@@ -98,6 +100,12 @@ def test_generated_chat_streams_become_correct_messages_streams(data: Any) -> No
     replay = replay_anthropic_stream(whole, request=request_of(plan))
     assert replay.verdict == "accepted", replay.error_info
     assert replay.final == message
+
+    # the stream and the JSON answer agree: the Message the mapping makes of the same answer sent
+    # as a chat.completion (the accumulator sets stop_details, which message_delta may carry, to null)
+    answer = mapping().convert_response(chat_completion_of(plan), request=request_of(plan),
+                                        ctx=deterministic_context())
+    assert {**answer, "id": message["id"], "stop_details": None} == message
 
 
 @settings(SETTINGS, max_examples=150)

@@ -105,3 +105,18 @@ def chat_sse(chunks: list[Json | str]) -> bytes:
     """The SSE body of ``chunks`` (``"[DONE]"`` as the sentinel)."""
     return b"".join(b"data: [DONE]\n\n" if c == "[DONE]" else b"data: " + orjson.dumps(c) + b"\n\n"
                     for c in chunks)
+
+
+def chat_completion_of(plan: ChatStreamPlan) -> Json:
+    """The plan as a non-streamed chat.completion, as the same provider would send it."""
+    message: Json = {"role": "assistant", "content": plan.text}
+    if plan.reasoning:
+        message[plan.reasoning_field] = plan.reasoning
+    if plan.calls:
+        message["tool_calls"] = [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+                                 for call_id, name, arguments in plan.calls]
+    completion = {**ENVELOPE, "object": "chat.completion",
+                  "choices": [{"index": 0, "message": message, "finish_reason": plan.finish}]}
+    if plan.usage:
+        completion["usage"] = usage_chunk(3, 5)["usage"]
+    return completion
