@@ -444,7 +444,7 @@ def test_a_base_gets_its_parts_entries_under_its_own(tmp_path: Path) -> None:
     assert loaded.sources == (str(tmp_path / "shared.yaml"), str(tmp_path / "base.yaml"))
     # an overlay of that base sees the part, and may include a part of its own
     write(tmp_path, "more.yaml", PART.replace("shared", "more") + "options: {more: yes}\n")
-    overlay = write(tmp_path, "o.yaml", f"include: [more.yaml]\noptions: {{kept: overlay}}\n", "o")
+    overlay = write(tmp_path, "o.yaml", "include: [more.yaml]\noptions: {kept: overlay}\n", "o")
     overlay_text = Path(overlay).read_text().replace("mapping: openai-chat", f"mapping: {tmp_path / 'base.yaml'}")
     Path(overlay).write_text(overlay_text)
     composed = load(overlay)

@@ -25,7 +25,7 @@ import pytest
 
 from mapper.engine.proxy import ServeOptions, build_config
 from support.anthropic_client import RecordingTransport, recording_client
-from support.anthropic_e2e import PIXEL, TIME, WEATHER, dump, error_of, streamed, user
+from support.anthropic_e2e import PIXEL, TIME, WEATHER, assert_refused, dump, error_of, streamed, user
 from support.anthropic_mapping import ANTHROPIC_CHAT, requires_anthropic_chat
 from support.anthropic_schemas import assert_valid
 from support.fake_upstream import FakeUpstream
@@ -472,11 +472,7 @@ def test_the_sdk_retries_an_overloaded_upstream(proxy: ProxyServer, fake: FakeUp
 ])
 def test_bad_requests_are_refused_in_anthropics_shape(proxy: ProxyServer, fake: FakeUpstream, body: Json,
                                                       named: str) -> None:
-    answer = httpx.post(proxy.origin + "/v1/messages", json=body, timeout=10, headers={"x-api-key": "k"})
-    assert answer.status_code == 400, answer.text
-    assert_valid("error", answer.json())
-    assert answer.json()["error"]["type"] == "invalid_request_error" and named in answer.json()["error"]["message"]
-    assert fake.requests == []
+    assert_refused(proxy, fake.requests, body, named)
 
 
 def test_the_upstream_dropping_mid_stream(client: anthropic.Anthropic, wire: RecordingTransport,

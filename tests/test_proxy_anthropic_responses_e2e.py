@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from support.anthropic_client import RecordingTransport
-from support.anthropic_e2e import PIXEL, TIME, WEATHER, ask, dump, error_of, streamed, user
+from support.anthropic_e2e import PIXEL, TIME, WEATHER, ask, assert_refused, dump, error_of, streamed, user
 from support.anthropic_mapping import requires_anthropic_chat
 from support.anthropic_schemas import assert_valid
 from support.fake_upstream import FakeUpstream
@@ -579,11 +579,7 @@ def test_the_upstream_dropping_mid_stream(client: anthropic.Anthropic, wire: Rec
 ])
 def test_bad_requests_are_refused_in_anthropics_shape(proxy: ProxyServer, fake: FakeUpstream, body: Json,
                                                       named: str) -> None:
-    answer = httpx.post(proxy.origin + "/v1/messages", json=body, timeout=10, headers={"x-api-key": "k"})
-    assert answer.status_code == 400, answer.text
-    assert_valid("error", answer.json())
-    assert answer.json()["error"]["type"] == "invalid_request_error" and named in answer.json()["error"]["message"]
-    assert fake.requests == []
+    assert_refused(proxy, fake.requests, body, named)
 
 
 # -- count_tokens and models -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from mapper.engine import load_mapping
 from mapper.engine.context import deterministic_context
 from mapper.engine.streaming import translate_stream
 from support.chat_streams import LAYOUTS, ChatStreamPlan, chat_completion_of, chat_sse, render_chat_stream
-from support.generators import ARGUMENTS, NAMES, TEXT, byte_pieces, fragments
+from support.generators import ARGUMENTS, NAMES, TEXT, byte_pieces
 from support.responses_invariants import check_responses_stream
 from support.sdk_replay import replay_responses_stream, without_sdk_fields
 from support.sse_reader import parse_sse_events

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import anthropic
+import httpx
 import pytest
 
 from .anthropic_client import RecordingTransport, recording_client
@@ -88,3 +89,12 @@ def error_of(caught: pytest.ExceptionInfo) -> Json:
     body = caught.value.body
     assert_valid("error", body)
     return body["error"]
+
+
+def assert_refused(proxy: ProxyServer, upstream_requests: list, body: Json, named: str) -> None:
+    """``body`` posted to /v1/messages is a 400 in Anthropic's shape naming ``named``; nothing went upstream."""
+    answer = httpx.post(proxy.origin + "/v1/messages", json=body, timeout=10, headers={"x-api-key": "k"})
+    assert answer.status_code == 400, answer.text
+    assert_valid("error", answer.json())
+    assert answer.json()["error"]["type"] == "invalid_request_error" and named in answer.json()["error"]["message"]
+    assert upstream_requests == []
