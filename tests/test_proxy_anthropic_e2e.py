@@ -25,7 +25,7 @@ import pytest
 
 from mapper.engine.proxy import ServeOptions, build_config
 from support.anthropic_client import RecordingTransport, recording_client
-from support.anthropic_e2e import PIXEL, TIME, WEATHER, assert_refused, dump, error_of, streamed, user
+from support.anthropic_e2e import PIXEL, TIME, WEATHER, ask_with_every_field, assert_other_paths_answer, assert_refused, dump, error_of, streamed, user
 from support.anthropic_mapping import ANTHROPIC_CHAT, requires_anthropic_chat
 from support.anthropic_schemas import assert_valid
 from support.fake_upstream import FakeUpstream
@@ -105,14 +105,7 @@ def test_a_text_message(client: anthropic.Anthropic, wire: RecordingTransport, f
 
 def test_request_fields_reach_the_chat_upstream(client: anthropic.Anthropic, wire: RecordingTransport,
                                                 fake: FakeUpstream) -> None:
-    raw = client.messages.with_raw_response.create(
-        model="fake-model", max_tokens=50, stop_sequences=["END"], metadata={"user_id": "user-42"},
-        # the 2.x SDK no longer names the sampling parameters; the API and older clients still send them
-        extra_body={"temperature": 0.5, "top_p": 0.9, "top_k": 40},
-        system=[{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Answer in English."}],
-        messages=[user([{"type": "text", "text": "first part"}, {"type": "text", "text": "second part"}]),
-                  {"role": "assistant", "content": "noted"}, user("go on")])
-    assert raw.parse().content[0].text == "echo: go on"
+    raw = ask_with_every_field(client)
     body = fake.last_json
     system, *rest = body["messages"]
     assert system["role"] == "system"
@@ -146,14 +139,7 @@ def test_the_beta_path_and_the_path_without_v1(client: anthropic.Anthropic, wire
     assert wire.last.request_headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
     assert beta.content[0].text == "echo: beta client"
     # Claude Code posts to /v1/messages?beta=true; any anthropic-version and anthropic-beta go
-    for path in ("/v1/messages?beta=true", "/messages"):
-        answer = httpx.post(proxy.origin + path, timeout=10, json={
-            "model": "fake-model", "max_tokens": 50, "messages": [user(f"posted to {path}")]},
-            headers={"x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01",
-                     "anthropic-beta": "some-future-beta-2099-01-01"})
-        assert answer.status_code == 200, (path, answer.text)
-        assert_valid("messages.response", answer.json())
-        assert answer.json()["content"][0]["text"] == f"echo: posted to {path}"
+    assert_other_paths_answer(proxy)
 
 
 # -- streams ------------------------------------------------------------------------------------------

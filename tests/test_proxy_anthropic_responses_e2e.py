@@ -25,11 +25,10 @@ import json
 from typing import Any
 
 import anthropic
-import httpx
 import pytest
 
 from support.anthropic_client import RecordingTransport
-from support.anthropic_e2e import PIXEL, TIME, WEATHER, ask, assert_refused, dump, error_of, streamed, user
+from support.anthropic_e2e import PIXEL, TIME, WEATHER, ask, ask_with_every_field, assert_other_paths_answer, assert_refused, dump, error_of, streamed, user
 from support.anthropic_mapping import requires_anthropic_chat
 from support.anthropic_schemas import assert_valid
 from support.fake_upstream import FakeUpstream
@@ -147,13 +146,7 @@ def test_a_text_message(client: anthropic.Anthropic, wire: RecordingTransport, f
 
 def test_system_blocks_and_request_fields(client: anthropic.Anthropic, wire: RecordingTransport,
                                           fake: FakeUpstream) -> None:
-    raw = client.messages.with_raw_response.create(
-        model="fake-model", max_tokens=50, stop_sequences=["END"], metadata={"user_id": "user-42"},
-        extra_body={"temperature": 0.5, "top_p": 0.9, "top_k": 40},
-        system=[{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Answer in English."}],
-        messages=[user([{"type": "text", "text": "first part"}, {"type": "text", "text": "second part"}]),
-                  {"role": "assistant", "content": "noted"}, user("go on")])
-    assert raw.parse().content[0].text == "echo: go on"
+    ask_with_every_field(client)
     body = sent(fake)
     assert body["instructions"] == "Be brief.\n\nAnswer in English."
     assert body["input"] == [
@@ -194,14 +187,7 @@ def test_images_become_input_images(client: anthropic.Anthropic, fake: FakeUpstr
 
 
 def test_the_beta_path_and_the_path_without_v1(proxy: ProxyServer, fake: FakeUpstream) -> None:
-    for path in ("/v1/messages?beta=true", "/messages"):
-        answer = httpx.post(proxy.origin + path, timeout=10, json={
-            "model": "fake-model", "max_tokens": 50, "messages": [user(f"posted to {path}")]},
-            headers={"x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01",
-                     "anthropic-beta": "some-future-beta-2099-01-01"})
-        assert answer.status_code == 200, (path, answer.text)
-        assert_valid("messages.response", answer.json())
-        assert answer.json()["content"][0]["text"] == f"echo: posted to {path}"
+    assert_other_paths_answer(proxy)
     assert [request.path for request in fake.requests] == ["/v1/responses"] * 2
 
 

@@ -98,3 +98,30 @@ def assert_refused(proxy: ProxyServer, upstream_requests: list, body: Json, name
     assert_valid("error", answer.json())
     assert answer.json()["error"]["type"] == "invalid_request_error" and named in answer.json()["error"]["message"]
     assert upstream_requests == []
+
+
+def ask_with_every_field(client: anthropic.Anthropic) -> Any:
+    """A request with system blocks, stop sequences, metadata, sampling and a three-turn history;
+    the raw response, whose text must be the toy model's echo of the last turn."""
+    raw = client.messages.with_raw_response.create(
+        model="fake-model", max_tokens=50, stop_sequences=["END"], metadata={"user_id": "user-42"},
+        # the 2.x SDK no longer names the sampling parameters; the API and older clients still send them
+        extra_body={"temperature": 0.5, "top_p": 0.9, "top_k": 40},
+        system=[{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Answer in English."}],
+        messages=[user([{"type": "text", "text": "first part"}, {"type": "text", "text": "second part"}]),
+                  {"role": "assistant", "content": "noted"}, user("go on")])
+    assert raw.parse().content[0].text == "echo: go on"
+    return raw
+
+
+def assert_other_paths_answer(proxy: ProxyServer) -> None:
+    """Claude Code posts to /v1/messages?beta=true, some clients to /messages; any
+    anthropic-version and anthropic-beta go."""
+    for path in ("/v1/messages?beta=true", "/messages"):
+        answer = httpx.post(proxy.origin + path, timeout=10, json={
+            "model": "fake-model", "max_tokens": 50, "messages": [user(f"posted to {path}")]},
+            headers={"x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01",
+                     "anthropic-beta": "some-future-beta-2099-01-01"})
+        assert answer.status_code == 200, (path, answer.text)
+        assert_valid("messages.response", answer.json())
+        assert answer.json()["content"][0]["text"] == f"echo: posted to {path}"
