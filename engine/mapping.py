@@ -101,11 +101,7 @@ class Mapping:
 
     def convert_request(self, body: Json, ctx: Context | None = None) -> JsonObject:
         """Convert a client request into the upstream's request. Raises ``ConversionError``."""
-        document = self.request
-        if document is None:
-            raise self._missing("request")
-        if body.__class__ is not dict:
-            raise ConversionError("the request body must be a JSON object")
+        document = self._checked(self.request, "request", body, "request")
         if self.validate_request is not None:
             self.validate_request(body)
         # the client's request is both the document and ``$request`` (functions that know the
@@ -158,11 +154,7 @@ class Mapping:
     def convert_response(self, body: Json, *, request: Json = None,
                          ctx: Context | None = None) -> JsonObject:
         """Convert an upstream response body; ``request`` is the client's original request."""
-        document = self.response
-        if document is None:
-            raise self._missing("response")
-        if body.__class__ is not dict:
-            raise ConversionError("the response body must be a JSON object")
+        document = self._checked(self.response, "response", body, "response")
         if ctx is None:
             ctx = Context(options=self.options, tables=self.tables, root=body, request=request)
         else:
@@ -206,11 +198,7 @@ class Mapping:
 
     def convert_count_tokens(self, body: Json, ctx: Context | None = None) -> JsonObject:
         """The answer to a token-count request (``count_tokens``), from the client's request."""
-        document = self.count_tokens
-        if document is None:
-            raise self._missing("count_tokens")
-        if body.__class__ is not dict:
-            raise ConversionError("the request body must be a JSON object")
+        document = self._checked(self.count_tokens, "count_tokens", body, "request")
         return document.build(body, self._context(ctx, root=body, request=body))
 
     def _error_document(self, document: Document, body: Json, status: int,
@@ -244,6 +232,14 @@ class Mapping:
         for name, value in fields.items():
             setattr(ctx, name, value)
         return ctx
+
+    def _checked(self, document: Document | None, section: str, body: Json, what: str) -> Document:
+        """``document`` (the ``section``), for a ``what`` body that must be a JSON object."""
+        if document is None:
+            raise self._missing(section)
+        if body.__class__ is not dict:
+            raise ConversionError(f"the {what} body must be a JSON object")
+        return document
 
     def _missing(self, section: str) -> ConversionError:
         return ConversionError(f"mapping '{self.id}' declares no {section} section")

@@ -125,8 +125,7 @@ def _write_shared(w: SourceWriter, segments: list[str | int]) -> Code:
         previous = base
         for step, target in zip(steps, targets):
             if isinstance(step, int):
-                size = step + 1 if step >= 0 else -step
-                open_if(f"{previous}.__class__ is list and len({previous}) >= {size}")
+                open_if(_holds_index(previous, step))
                 w(f"{target} = {previous}[{step}]")
             elif previous == base == "scope" and getter is not None:
                 w(f"{target} = {getter}({step!r})")  # the scope is known to be a dict
@@ -143,11 +142,15 @@ def _write_shared(w: SourceWriter, segments: list[str | int]) -> Code:
     return Code(targets[-1], fresh=True)
 
 
+def _holds_index(variable: str, index: int) -> str:
+    """The test that ``variable`` is a list long enough for ``variable[index]`` (JMESPath: else null)."""
+    size = index + 1 if index >= 0 else -index
+    return f"{variable}.__class__ is list and len({variable}) >= {size}"
+
+
 def _write_step(w: SourceWriter, target: str, segment: str | int) -> None:
     if isinstance(segment, int):
-        size = segment + 1 if segment >= 0 else -segment
-        w(f"{target} = {target}[{segment}] if {target}.__class__ is list and "
-          f"len({target}) >= {size} else None")
+        w(f"{target} = {target}[{segment}] if {_holds_index(target, segment)} else None")
     else:
         _write_get(w, target, segment, target)
 

@@ -11,10 +11,11 @@ feed which item kind and what each event looks like; this machine alone decides:
 * **ordering**: opening an item of another kind first closes every open item, in index order, so a
   reasoning item is closed before the message after it opens, and text before a tool call. A
   plain kind fed with a ``key`` (the upstream's item index) closes its live item when the key
-  changes, so that each upstream item is one item here too. Items of a ``keyed`` kind (parallel tool calls, keyed by the chat ``index``) may be open together and
-  close together, in index order. A call that reuses an index with a new id (Ollama sends ``index
-  0`` for every parallel call) is a new item. A delta for a keyed item that already closed is a
-  protocol error, not a new item with half its arguments;
+  changes, so that each upstream item is one item here too. Items of a ``keyed`` kind (parallel
+  tool calls, keyed by the chat ``index``) may be open together and close together, in index
+  order. A call that reuses an index with a new id (Ollama sends ``index 0`` for every parallel
+  call) is a new item. A delta for a keyed item that already closed is a protocol error, not a new
+  item with half its arguments;
 * **one at a time**, when the stream says so (``framing.one_open``, Anthropic's content blocks):
   an item that starts while another is open is *held*. Its events are built as it is fed but kept
   back, and they follow, in order, when the item before it closes; from then on it streams live.

@@ -106,7 +106,7 @@ class StreamSession:
         out = b""
         if not self.machine.finished:
             try:
-                out = self._frames_to_bytes(self._decoder.close(), hold=False, at_end=True)
+                out = self._frames_to_bytes(self._decoder.close(), at_end=True)
             except SSEDecodeError as error:
                 return out + self._encode_all(self.machine.fail(str(error), code="server_error"))
         if not self.machine.finished:
@@ -127,7 +127,9 @@ class StreamSession:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _frames_to_bytes(self, frames: list[Any], hold: bool = True, at_end: bool = False) -> bytes:
+    def _frames_to_bytes(self, frames: list[Any], at_end: bool = False) -> bytes:
+        """Convert decoded frames; ``at_end``: the upstream's body has ended (no status is held
+        for these frames any more, and one that does not parse was cut short)."""
         out = []
         machine = self.machine
         for frame in frames:
@@ -144,7 +146,7 @@ class StreamSession:
                     # an unterminated last frame that does not parse was cut short, not malformed
                     message = (f"the upstream stream ended before it finished, inside frame {self._frames}"
                                if at_end else f"upstream frame {self._frames} is not JSON: {data[:200]!r}")
-                    events = self._fail(message, hold)
+                    events = self._fail(message, hold=not at_end)
                 else:
                     events = machine.feed(chunk)
             for event in events:
