@@ -130,34 +130,29 @@ def _done(index: int, item: Json) -> Json:
     return {"type": "response.output_item.done", "output_index": index, "item": item}
 
 
+# how a reasoning item carries its text: raw (reasoning_text) or as summary parts; each is
+# (part type, index field, part events' prefix, text events' prefix, the done item's list field)
+REASONING_SHAPES = {
+    "text": ("reasoning_text", "content_index", "response.content_part", "response.reasoning_text", "content"),
+    "summary": ("summary_text", "summary_index", "response.reasoning_summary_part",
+                "response.reasoning_summary_text", "summary"),
+}
+
+
 def _reasoning_events(draw: Any, plan: ResponsesStreamPlan, index: int) -> tuple[list[Json], Json]:
     item = {"id": f"rs_{index}", "type": "reasoning", "summary": []}
     where = {"item_id": item["id"], "output_index": index}
     events = [_added(index, item)]
-    if plan.reasoning_in == "text":
-        parts = [{"type": "reasoning_text", "text": text} for text in plan.reasoning]
-        for number, text in enumerate(plan.reasoning):
-            at = {**where, "content_index": number}
-            events.append({"type": "response.content_part.added", **at,
-                           "part": {"type": "reasoning_text", "text": ""}})
-            if _with_deltas(draw, plan):
-                events += [{"type": "response.reasoning_text.delta", **at, "delta": piece}
-                           for piece in fragments(draw, text)]
-            events += [{"type": "response.reasoning_text.done", **at, "text": text},
-                       {"type": "response.content_part.done", **at, "part": parts[number]}]
-        done = {**item, "content": parts}
-    else:
-        parts = [{"type": "summary_text", "text": text} for text in plan.reasoning]
-        for number, text in enumerate(plan.reasoning):
-            at = {**where, "summary_index": number}
-            events.append({"type": "response.reasoning_summary_part.added", **at,
-                           "part": {"type": "summary_text", "text": ""}})
-            if _with_deltas(draw, plan):
-                events += [{"type": "response.reasoning_summary_text.delta", **at, "delta": piece}
-                           for piece in fragments(draw, text)]
-            events += [{"type": "response.reasoning_summary_text.done", **at, "text": text},
-                       {"type": "response.reasoning_summary_part.done", **at, "part": parts[number]}]
-        done = {**item, "summary": parts}
+    part_type, index_field, part_events, text_events, field = REASONING_SHAPES[plan.reasoning_in]
+    parts = [{"type": part_type, "text": text} for text in plan.reasoning]
+    for number, text in enumerate(plan.reasoning):
+        at = {**where, index_field: number}
+        events.append({"type": f"{part_events}.added", **at, "part": {"type": part_type, "text": ""}})
+        if _with_deltas(draw, plan):
+            events += [{"type": f"{text_events}.delta", **at, "delta": piece} for piece in fragments(draw, text)]
+        events += [{"type": f"{text_events}.done", **at, "text": text},
+                   {"type": f"{part_events}.done", **at, "part": parts[number]}]
+    done = {**item, field: parts}
     events.append(_done(index, done))
     return events, done
 
