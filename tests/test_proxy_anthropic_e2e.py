@@ -25,7 +25,7 @@ import pytest
 
 from mapper.engine.proxy import ServeOptions, build_config
 from support.anthropic_client import RecordingTransport, recording_client
-from support.anthropic_e2e import PIXEL, TIME, WEATHER, ask_with_every_field, assert_other_paths_answer, assert_refused, dump, error_of, streamed, user
+from support.anthropic_e2e import PIXEL, TIME, TWO_IMAGES, WEATHER, ask_with_every_field, assert_other_paths_answer, assert_refused, dump, error_of, streamed, user
 from support.anthropic_mapping import ANTHROPIC_CHAT, requires_anthropic_chat
 from support.anthropic_schemas import assert_valid
 from support.fake_upstream import FakeUpstream
@@ -122,10 +122,7 @@ def test_request_fields_reach_the_chat_upstream(client: anthropic.Anthropic, wir
 
 
 def test_images_become_image_url_parts(client: anthropic.Anthropic, fake: FakeUpstream) -> None:
-    message = client.messages.create(model="fake-model", max_tokens=50, messages=[user([
-        {"type": "text", "text": "what are these"},
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
-        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}])])
+    message = client.messages.create(model="fake-model", max_tokens=50, messages=[user(TWO_IMAGES)])
     assert message.content[0].text == "echo: what are these"
     parts = content_parts(fake.last_json["messages"][0]["content"])
     images = [part["image_url"]["url"] for part in parts if part["type"] == "image_url"]

@@ -28,7 +28,7 @@ import anthropic
 import pytest
 
 from support.anthropic_client import RecordingTransport
-from support.anthropic_e2e import PIXEL, TIME, WEATHER, ask, ask_with_every_field, assert_other_paths_answer, assert_refused, dump, error_of, streamed, user
+from support.anthropic_e2e import PIXEL, TIME, TWO_IMAGES, WEATHER, ask, ask_with_every_field, assert_other_paths_answer, assert_refused, dump, error_of, streamed, user
 from support.anthropic_mapping import requires_anthropic_chat
 from support.anthropic_schemas import assert_valid
 from support.fake_upstream import FakeUpstream
@@ -174,10 +174,7 @@ def test_a_limit_under_the_responses_minimum_is_raised(client: anthropic.Anthrop
 
 
 def test_images_become_input_images(client: anthropic.Anthropic, fake: FakeUpstream) -> None:
-    message = client.messages.create(model="fake-model", max_tokens=50, messages=[user([
-        {"type": "text", "text": "what are these"},
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
-        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}])])
+    message = client.messages.create(model="fake-model", max_tokens=50, messages=[user(TWO_IMAGES)])
     assert message.content[0].text == "echo: what are these"
     (item,) = sent(fake)["input"]
     assert item["content"] == [

@@ -34,6 +34,10 @@ TIME = {"name": "get_time", "description": "Time in a city.",
 PIXEL = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                                        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")).decode()
 REPLAY_CHUNK = 7  # bytes per piece when a stream is replayed: frames split at awkward offsets
+# a question about two images, one inline (base64) and one by URL
+TWO_IMAGES = [{"type": "text", "text": "what are these"},
+              {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
+              {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}]
 
 
 @contextmanager
